@@ -1,0 +1,37 @@
+# Two commands set everything up: `make book` and `make test`.
+# Both create the virtual environment in .venv first if it is missing.
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export T2I_BOOK_BUILD = 1
+
+.PHONY: book test unit lab clean clean-cache
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+## make book: build the website into _build/html (chapters are executed at SCALE=tiny)
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+	@echo "Open _build/html/index.html in a browser (or: $(PY) -m http.server -d _build/html)"
+
+## make test: unit tests, the book build with warnings as errors, then page and browser tests
+test: $(STAMP)
+	$(PY) -m pytest -m "not book"
+	$(MAKE) book
+	$(PY) -m pytest -m book
+
+## make lab: open the chapters in JupyterLab with live widgets
+lab: $(STAMP)
+	T2I_BOOK_BUILD=0 $(VENV)/bin/jupyter lab chapters/
+
+clean:
+	rm -rf _build
+
+## make clean-cache: forget trained models (they live in $$T2I_CACHE, default ~/.cache/t2i)
+clean-cache:
+	rm -rf "$${T2I_CACHE:-$$HOME/.cache/t2i}"

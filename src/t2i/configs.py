@@ -1,0 +1,70 @@
+"""Scale presets: one code path, three sizes.
+
+========  =====================================  ==============================
+scale     hardware                               data
+========  =====================================  ==============================
+tiny      a laptop CPU, offline (the website)    shipped or procedural samples
+small     one GPU (Colab T4 and up)              full MNIST, CIFAR-10, ...
+full      many GPUs with ``torchrun``            paper-sized data sets
+========  =====================================  ==============================
+
+Each chapter sets ``SCALE`` in its parameters cell and asks this module for
+its experiment, e.g. ``configs.autoencoder(SCALE, latent_dim=2)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .data import DataConfig
+from .models.ae import AEConfig
+from .train import TrainConfig
+
+SCALES = ("tiny", "small", "full")
+
+
+def check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise ValueError(
+            f"unknown scale {scale!r}; choose one of {', '.join(repr(s) for s in SCALES)} "
+            f"(set SCALE in the chapter's parameters cell, or T2I_SCALE for the command line)"
+        )
+    return scale
+
+
+def default_scale() -> str:
+    """``$T2I_SCALE`` if set (so ``make book`` can build at another scale), else tiny."""
+    return check_scale(os.environ.get("T2I_SCALE", "tiny"))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Everything that decides a trained model; its hash is the cache key."""
+
+    model: Any
+    train: TrainConfig
+    data: DataConfig
+    scale: str
+
+
+_AE = {
+    "tiny": (DataConfig(source="sample"), (16, 32),
+             TrainConfig(steps=1500, batch_size=128, lr=3e-3, log_every=50, checkpoint_every=500)),
+    "small": (DataConfig(source="auto"), (32, 64),
+              TrainConfig(steps=12_000, batch_size=256, lr=2e-3, log_every=100, checkpoint_every=1000)),
+    "full": (DataConfig(source="auto"), (64, 128),
+             TrainConfig(steps=50_000, batch_size=256, lr=1e-3, log_every=100, checkpoint_every=2000)),
+}
+
+
+def autoencoder(scale: str, latent_dim: int = 2, **train_overrides: Any) -> Experiment:
+    """The chapter-1 autoencoder on MNIST at ``scale``."""
+    data, channels, train = _AE[check_scale(scale)]
+    return Experiment(
+        model=AEConfig(channels=channels, latent_dim=latent_dim),
+        train=replace(train, **train_overrides),
+        data=data,
+        scale=scale,
+    )

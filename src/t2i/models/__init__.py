@@ -1,0 +1,1 @@
+"""One file per model, each readable in one sitting."""

@@ -1,0 +1,219 @@
+"""One training loop for every model in the book.
+
+The contract, kept small on purpose (minGPT's trainer is the model):
+
+* ``data`` is a tuple of tensors with the same first dimension, e.g.
+  ``(images, labels)``. Batches are drawn epoch by epoch from a permutation
+  seeded by ``(seed, epoch)``, so the order depends only on the step number
+  and a resumed run sees exactly the batches the killed run would have seen.
+* ``model.loss(batch)`` takes that tuple of batch tensors and returns a dict
+  of scalar tensors. ``"loss"`` is minimised; every entry is logged.
+* If ``checkpoint`` is given, model, optimiser, RNG state and history are
+  written there atomically every ``checkpoint_every`` steps, and a later call
+  with the same path resumes from the last one.
+
+What ``fit`` adds around the loop: device choice (cuda, mps, cpu), bf16
+autocast on cuda, optional ``torch.compile``, gradient clipping, a cosine
+learning-rate decay, a progress bar, and a stop with a clear message when the
+loss stops being a finite number.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoints import atomic_torch_save, read_checkpoint
+from .env import is_book_build, pick_device
+
+History = dict[str, list[float]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0  # max gradient norm; None turns clipping off
+    cosine_decay: bool = True  # decay lr to 10% over the run
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False  # torch.compile the model (worth it on a GPU only)
+    log_every: int = 50  # steps averaged into one history point
+    eval_every: int = 0  # 0: evaluate only at the end (if eval data is given)
+    checkpoint_every: int = 500  # a multiple of log_every, so a resume loses no log
+
+    def __post_init__(self):
+        if self.checkpoint_every % self.log_every:
+            raise ValueError(f"checkpoint_every ({self.checkpoint_every}) must be a multiple "
+                             f"of log_every ({self.log_every})")
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    if not config.cosine_decay:
+        return config.lr
+    progress = step / max(1, config.steps)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def batch_indices(step: int, n: int, config: TrainConfig) -> torch.Tensor:
+    """Indices of batch ``step``: a function of the step alone (resumable)."""
+    per_epoch = max(1, n // config.batch_size)
+    epoch, position = divmod(step, per_epoch)
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=generator)
+    return order[position * config.batch_size:(position + 1) * config.batch_size]
+
+
+class Progress:
+    """tqdm.auto in a terminal or notebook; one plain line in the book build.
+
+    A notebook progress bar is a widget, and widgets on the static website
+    would need JavaScript from a CDN, so the build prints text instead.
+    """
+
+    def __init__(self, total: int, initial: int, desc: str):
+        self.desc, self.total, self.start = desc, total, time.perf_counter()
+        self.bar = None
+        if not is_book_build():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True)
+
+    def update(self, n: int, **postfix: float) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if postfix:
+                self.bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False)
+
+    def close(self, summary: str) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        print(f"{self.desc}: {summary} in {time.perf_counter() - self.start:.1f} s", file=sys.stdout)
+
+
+def _to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: tuple[torch.Tensor, ...], batch_size: int = 500) -> dict[str, float]:
+    """Average every entry of ``model.loss`` over ``data`` (weighted by batch size)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    n = len(data[0])
+    totals: dict[str, float] = {}
+    for start in range(0, n, batch_size):
+        batch = _to_device(tuple(t[start:start + batch_size] for t in data), device)
+        for key, value in model.loss(batch).items():
+            totals[key] = totals.get(key, 0.0) + value.item() * len(batch[0])
+    model.train(was_training)
+    return {key: total / n for key, total in totals.items()}
+
+
+def fit(
+    model: nn.Module,
+    data: tuple[torch.Tensor, ...],
+    config: TrainConfig,
+    *,
+    checkpoint: str | Path | None = None,
+    eval_data: tuple[torch.Tensor, ...] | None = None,
+    desc: str = "train",
+) -> History:
+    """Train ``model`` in place for ``config.steps`` steps; return the history.
+
+    The history maps ``"step"`` and every logged quantity to lists of floats
+    (training values averaged over ``log_every`` steps); evaluation results are
+    stored as ``"eval_step"`` and ``"eval_<name>"``.
+    """
+    if not isinstance(data, (tuple, list)) or not data:
+        raise TypeError("fit() expects data as a tuple of tensors, e.g. (images, labels)")
+    n = len(data[0])
+    if n < config.batch_size:
+        raise ValueError(f"only {n} examples for batch_size={config.batch_size}; lower the batch size")
+    device = pick_device(config.device)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history: History = {"step": []}
+    step = 0
+
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    state = read_checkpoint(checkpoint) if checkpoint is not None else None
+    if state is not None:
+        if state.get("config") != asdict(config):
+            print(f"{desc}: checkpoint {checkpoint.name} was made with another config; starting over")
+        else:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+            history, step = state["history"], state["step"]
+            print(f"{desc}: resumed from step {step} of {config.steps}")
+
+    def save() -> None:
+        if checkpoint is not None:
+            atomic_torch_save(
+                {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": torch.get_rng_state(), "history": history, "step": step,
+                 "config": asdict(config)},
+                checkpoint,
+            )
+
+    def log_eval() -> None:
+        if eval_data is None or history.get("eval_step", [None])[-1] == step:
+            return
+        history.setdefault("eval_step", []).append(step)
+        for key, value in evaluate(model, eval_data).items():
+            history.setdefault(f"eval_{key}", []).append(value)
+
+    forward = torch.compile(model.loss) if config.compile else model.loss
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    progress = Progress(config.steps, step, desc)
+    running: dict[str, float] = {}
+    while step < config.steps:
+        batch = _to_device(tuple(t[batch_indices(step, n, config)] for t in data), device)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        with autocast:
+            metrics = forward(batch)
+        loss = metrics["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{desc}: the loss became {loss.item()} at step {step}. Lower the learning "
+                f"rate (lr={config.lr}) or keep grad_clip on; the last good checkpoint "
+                f"is {checkpoint if checkpoint else 'not saved (pass checkpoint=...)'}."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        step += 1
+
+        for key, value in metrics.items():
+            running[key] = running.get(key, 0.0) + value.item()
+        if step % config.log_every == 0 or step == config.steps:
+            count = step % config.log_every or config.log_every
+            history["step"].append(step)
+            for key, total in running.items():
+                history.setdefault(key, []).append(total / count)
+            progress.update(count, **{k: v / count for k, v in running.items()})
+            running = {}
+        if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+            log_eval()
+        if step % config.checkpoint_every == 0 and step < config.steps:
+            save()
+
+    log_eval()
+    save()
+    model.eval()
+    final = ", ".join(f"{k} {v[-1]:.4g}" for k, v in history.items() if not k.endswith("step") and v)
+    progress.close(f"{config.steps} steps on {device.type}, {final}")
+    return history
