@@ -1,7 +1,7 @@
 """Sphinx extension: serve plotly.js and MathJax from the site itself.
 
-A default Jupyter Book page fetches MathJax from a CDN, and a plotly figure
-inlines 4 MB of plotly.js. Here both are copied once into ``_static/vendor``
+A default Jupyter Book page fetches MathJax from a CDN, a plotly figure
+inlines 4 MB of plotly.js, and sphinx-thebe points at a CDN too. Here both are copied once into ``_static/vendor``
 from the Python packages that ship them (plotly, django-static-mathjax), and
 every page loads plotly.js from there, so the site renders with the network off.
 """
@@ -40,7 +40,18 @@ def _stage(app) -> None:
     app.config.html_static_path.append(str(staging))
 
 
+def _drop_thebe(app) -> None:
+    """Jupyter Book always loads sphinx-thebe, which points pages at thebe on a
+    CDN (and on this build declared its config twice, a console error). The
+    book runs live in Colab or JupyterLab instead, so thebe is switched off."""
+    for event in ("env-before-read-docs", "doctree-resolved"):
+        for listener in list(app.events.listeners.get(event, [])):
+            if getattr(listener.handler, "__module__", "").startswith("sphinx_thebe"):
+                app.disconnect(listener.id)
+
+
 def setup(app):
     app.connect("builder-inited", _stage)
+    app.connect("builder-inited", _drop_thebe)
     app.add_js_file("vendor/plotly.min.js")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -93,10 +93,11 @@ class Progress:
             if postfix:
                 self.bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False)
 
-    def close(self, summary: str) -> None:
+    def close(self, summary: str | None = None) -> None:
         if self.bar is not None:
             self.bar.close()
-        print(f"{self.desc}: {summary} in {time.perf_counter() - self.start:.1f} s", file=sys.stdout)
+        if summary is not None:
+            print(f"{self.desc}: {summary} in {time.perf_counter() - self.start:.1f} s", file=sys.stdout)
 
 
 def _to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -177,40 +178,44 @@ def fit(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     progress = Progress(config.steps, step, desc)
     running: dict[str, float] = {}
-    while step < config.steps:
-        batch = _to_device(tuple(t[batch_indices(step, n, config)] for t in data), device)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, config)
-        with autocast:
-            metrics = forward(batch)
-        loss = metrics["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{desc}: the loss became {loss.item()} at step {step}. Lower the learning "
-                f"rate (lr={config.lr}) or keep grad_clip on; the last good checkpoint "
-                f"is {checkpoint if checkpoint else 'not saved (pass checkpoint=...)'}."
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        step += 1
+    try:
+        while step < config.steps:
+            batch = _to_device(tuple(t[batch_indices(step, n, config)] for t in data), device)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, config)
+            with autocast:
+                metrics = forward(batch)
+            loss = metrics["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"{desc}: the loss became {loss.item()} at step {step}. Lower the learning "
+                    f"rate (lr={config.lr}) or keep grad_clip on; the last good checkpoint "
+                    f"is {checkpoint if checkpoint else 'not saved (pass checkpoint=...)'}."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            step += 1
 
-        for key, value in metrics.items():
-            running[key] = running.get(key, 0.0) + value.item()
-        if step % config.log_every == 0 or step == config.steps:
-            count = step % config.log_every or config.log_every
-            history["step"].append(step)
-            for key, total in running.items():
-                history.setdefault(key, []).append(total / count)
-            progress.update(count, **{k: v / count for k, v in running.items()})
-            running = {}
-        if config.eval_every and step % config.eval_every == 0 and step < config.steps:
-            log_eval()
-        if step % config.checkpoint_every == 0 and step < config.steps:
-            save()
+            for key, value in metrics.items():
+                running[key] = running.get(key, 0.0) + value.item()
+            if step % config.log_every == 0 or step == config.steps:
+                count = step % config.log_every or config.log_every
+                history["step"].append(step)
+                for key, total in running.items():
+                    history.setdefault(key, []).append(total / count)
+                progress.update(count, **{k: v / count for k, v in running.items()})
+                running = {}
+            if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+                log_eval()
+            if step % config.checkpoint_every == 0 and step < config.steps:
+                save()
 
+    except BaseException:  # close the bar so it does not linger below the error
+        progress.close()
+        raise
     log_eval()
     save()
     model.eval()

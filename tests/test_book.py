@@ -1,0 +1,65 @@
+"""Checks on the built website (run after `make book`)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.book
+
+CDN = re.compile(r"""(src|href)=["'](https?:)?//[^"']*(cdn|jsdelivr|unpkg|googleapis|cloudflare|require\.js)""", re.I)
+
+
+def pages(site: Path):
+    return sorted(site.rglob("*.html"))
+
+
+def test_every_page_is_offline(built_book):
+    for page in pages(built_book):
+        html = page.read_text(errors="replace")
+        assert not CDN.search(html), f"{page.relative_to(built_book)} loads something from a CDN"
+
+
+def test_plotly_and_mathjax_are_served_once_from_the_site(built_book):
+    vendor = built_book / "_static" / "vendor"
+    assert (vendor / "plotly.min.js").stat().st_size > 1_000_000
+    assert (vendor / "mathjax" / "tex-svg.js").exists()
+    chapter = (built_book / "chapters" / "01_autoencoder.html").read_text()
+    assert "_static/vendor/plotly.min.js" in chapter and "vendor/mathjax/tex-svg.js" in chapter
+    for page in pages(built_book):  # the 3.5 MB library is never inlined into a page
+        assert page.stat().st_size < 2_000_000, page
+
+
+def test_chapter_page_has_its_figures(built_book):
+    html = (built_book / "chapters" / "01_autoencoder.html").read_text()
+    assert html.count('class="t2i-latent-explorer"') == 1
+    assert "t2i-plotly" in html and 'class="t2i-road"' in html
+    assert html.count("<img") >= 8  # data grid, reconstructions, sweep, scatter, samples, ...
+    assert "loaded trained weights" in html or "steps on" in html  # training ran or was reused
+    assert "colab.research.google.com" in html  # launch button
+
+
+def test_no_error_output_in_any_page(built_book):
+    for page in pages(built_book):
+        html = page.read_text(errors="replace")
+        assert "Traceback (most recent call last)" not in html, page
+        assert 'class="output traceback' not in html, page
+
+
+def test_benchmarks_page_quotes_the_measured_numbers(built_book):
+    text = re.sub(r"<[^>]+>", " ", (built_book / "book" / "benchmarks.html").read_text())
+    assert re.search(r"01_autoencoder", text)  # the execution table lists the chapter
+    numbers = re.findall(r"\b0\.\d{4}\b", text)
+    assert len(numbers) >= 4, "the glued MSE values are missing"
+
+
+def test_each_chapter_ran_within_the_tiny_budget(built_book):
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(built_book.parent / ".jupyter_cache"))
+    records = cache.list_cache_records()
+    chapters = [r for r in records if "chapters/" in r.uri]
+    assert chapters, "no executed chapter in the jupyter cache"
+    for record in chapters:
+        seconds = record.data.get("execution_seconds")
+        assert seconds is not None and seconds < 180, (record.uri, seconds)

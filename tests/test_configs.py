@@ -1,0 +1,30 @@
+import pytest
+
+from t2i import configs
+
+
+def test_unknown_scale_lists_the_valid_ones():
+    with pytest.raises(ValueError) as error:
+        configs.autoencoder("huge")
+    message = str(error.value)
+    assert "'huge'" in message and "'tiny'" in message and "'small'" in message and "'full'" in message
+
+
+@pytest.mark.parametrize("scale", configs.SCALES)
+def test_every_scale_builds_a_consistent_experiment(scale):
+    experiment = configs.autoencoder(scale, latent_dim=8)
+    assert experiment.model.latent_dim == 8 and experiment.scale == scale
+    assert experiment.train.steps > 0
+
+
+def test_tiny_is_offline_and_bigger_scales_use_full_mnist():
+    assert configs.autoencoder("tiny").data.source == "sample"
+    assert configs.autoencoder("small").data.source == "auto"
+    assert configs.autoencoder("full").train.steps > configs.autoencoder("small").train.steps
+
+
+def test_train_overrides_and_default_scale(monkeypatch):
+    assert configs.autoencoder("tiny", lr=1e-4).train.lr == 1e-4
+    monkeypatch.setenv("T2I_SCALE", "bogus")
+    with pytest.raises(ValueError, match="T2I_SCALE"):
+        configs.default_scale()

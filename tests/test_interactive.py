@@ -1,0 +1,92 @@
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from t2i import interactive
+from t2i.interactive import LatentPanel
+
+
+def coordinate_decoder(z):
+    """An 'image' whose left half is the first coordinate and right half the second."""
+    images = torch.zeros(len(z), 1, 4, 4)
+    images[:, 0, :, :2] = z[:, 0, None, None]
+    images[:, 0, :, 2:] = z[:, 1, None, None]
+    return images
+
+
+@pytest.fixture
+def panel():
+    codes = torch.rand(50, 2)
+    return LatentPanel("test", coordinate_decoder, codes, torch.arange(50) % 10, extent=(0, 1, 0, 1))
+
+
+def test_sprite_tile_i_j_is_the_decoding_of_grid_point_i_j(panel):
+    steps = 5
+    sprite = panel.sprite(steps)
+    xs, ys = panel.grid_values(steps)
+    assert sprite.shape == (steps * 4, steps * 4)
+    for i in range(steps):  # x index: column of tiles
+        for j in range(steps):  # y index: row of tiles, counted from the bottom
+            tile = sprite[(steps - 1 - j) * 4:(steps - j) * 4, i * 4:(i + 1) * 4]
+            assert tile[0, 0] == round(xs[i] * 255) and tile[0, 3] == round(ys[j] * 255)
+
+
+def test_default_extent_covers_the_codes():
+    codes = torch.randn(500, 2) * torch.tensor([5.0, 0.5])
+    p = LatentPanel("t", coordinate_decoder, codes, torch.zeros(500, dtype=torch.long))
+    x0, x1, y0, y1 = p.extent
+    assert x0 < codes[:, 0].quantile(0.01) and x1 > codes[:, 0].quantile(0.99)
+    assert (x1 - x0) > 5 * (y1 - y0)
+
+
+def test_only_two_dimensional_codes():
+    with pytest.raises(ValueError, match="2-D codes"):
+        LatentPanel("t", coordinate_decoder, torch.rand(10, 3), torch.zeros(10))
+
+
+def test_static_explorer_is_self_contained_html(panel):
+    page = interactive.latent_explorer(panel, steps=7, live=False).data
+    assert page.count('type="range"') == 2 and 'max="6"' in page
+    spec = json.loads(re.search(r'class="lx-spec">(.*?)</script>', page, re.S).group(1))
+    assert spec["steps"] == 7 and spec["panels"][0]["sprite"].startswith("data:image/png;base64,")
+    assert all(0 <= u <= 1 and 0 <= v <= 1 for u, v, _ in spec["panels"][0]["points"])
+    assert "http" not in page  # nothing is fetched
+
+
+def test_several_panels_share_one_pair_of_sliders(panel):
+    page = interactive.latent_explorer([panel, panel], steps=5, live=False).data
+    assert page.count('type="range"') == 2
+    spec = json.loads(re.search(r'class="lx-spec">(.*?)</script>', page, re.S).group(1))
+    assert len(spec["panels"]) == 2
+
+
+def test_live_explorer_runs_the_decoder_when_a_slider_moves(panel):
+    control = interactive.latent_explorer(panel, live=True)
+    sliders = control.children[0].children
+    image = control.children[1].children[0].children[1].children[1]
+    before = image.value
+    sliders[0].value = sliders[0].max
+    assert image.value != before
+    after_x = image.value
+    sliders[1].value = sliders[1].min
+    assert image.value != after_x
+
+
+def test_plotly_figure_in_the_book_does_not_inline_plotly_js():
+    import plotly.graph_objects as go
+
+    figure = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+    page = interactive.plotly_figure(figure, live=False).data
+    assert "Plotly.newPlot" in page and len(page) < 20_000
+    assert "<script src" not in page and "cdn" not in page.lower()
+    assert interactive.plotly_figure(figure, live=True) is figure
+
+
+def test_loss_curves_draw_train_lines_and_test_markers():
+    history = {"step": [1, 2], "loss": [1.0, 0.5], "eval_step": [2], "eval_loss": [0.6]}
+    figure = interactive.loss_curves({"run": history}, live=True)
+    modes = [trace.mode for trace in figure.data]
+    assert modes == ["lines", "markers"]

@@ -1,0 +1,76 @@
+import pytest
+import torch
+from torch import nn
+
+from t2i import configs, data
+from t2i.models.ae import AutoEncoder
+from t2i.train import TrainConfig, batch_indices, evaluate, fit
+
+
+def test_batches_cover_each_epoch_once_and_depend_only_on_the_step():
+    config = TrainConfig(batch_size=10, seed=3)
+    epoch = torch.cat([batch_indices(step, 50, config) for step in range(5)])
+    assert sorted(epoch.tolist()) == list(range(50))
+    assert torch.equal(batch_indices(7, 50, config), batch_indices(7, 50, config))
+    assert not torch.equal(batch_indices(0, 50, config), batch_indices(5, 50, config))
+
+
+def test_checkpoint_interval_must_match_logging():
+    with pytest.raises(ValueError, match="multiple of log_every"):
+        TrainConfig(log_every=30, checkpoint_every=50)
+
+
+def test_autoencoder_learns_and_does_not_collapse_to_a_constant():
+    """An all-black output scores MSE ~0.11 on MNIST: training must go well below it."""
+    x, y = data.load_mnist("train", source="sample", limit=1000)
+    experiment = configs.autoencoder("tiny", latent_dim=4, steps=300, log_every=50,
+                                     checkpoint_every=300)
+    model = AutoEncoder(experiment.model)
+    black = torch.mean(x ** 2).item()
+    history = fit(model, (x, y), experiment.train)
+    assert history["loss"][-1] < 0.7 * black
+    assert history["loss"][-1] < history["loss"][0]
+    assert evaluate(model, (x[:200], y[:200]))["loss"] < 0.7 * black
+
+
+class Scalar(nn.Module):
+    """The smallest model that honours the contract; its loss turns NaN on call ``nan_at``."""
+
+    def __init__(self, nan_at: int | None = None):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+        self.calls, self.nan_at = 0, nan_at
+
+    def loss(self, batch):
+        self.calls += 1
+        value = self.w.sum() * (float("nan") if self.calls == self.nan_at else 1.0)
+        return {"loss": value}
+
+
+def test_non_finite_loss_stops_with_the_step_and_a_fix():
+    data_ = (torch.zeros(16, 1),)
+    with pytest.raises(FloatingPointError) as error:
+        fit(Scalar(nan_at=4), data_, TrainConfig(steps=10, batch_size=4, log_every=1, checkpoint_every=5))
+    assert "step 3" in str(error.value) and "learning rate" in str(error.value)
+
+
+def test_too_few_examples_for_a_batch():
+    with pytest.raises(ValueError, match="batch size"):
+        fit(Scalar(), (torch.zeros(3, 1),), TrainConfig(batch_size=4))
+
+
+def test_book_build_prints_one_plain_line(monkeypatch, capsys):
+    monkeypatch.setenv("T2I_BOOK_BUILD", "1")
+    fit(Scalar(), (torch.zeros(16, 1),), TrainConfig(steps=20, batch_size=4, log_every=5,
+                                                        checkpoint_every=10), desc="demo")
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1 and captured.out.startswith("demo: 20 steps on cpu")
+    assert captured.err == ""  # no tqdm bar
+
+
+def test_history_has_one_point_per_log_interval():
+    history = fit(Scalar(), (torch.zeros(16, 1),),
+                  TrainConfig(steps=20, batch_size=4, log_every=5, checkpoint_every=10),
+                  eval_data=(torch.zeros(8, 1),))
+    assert history["step"] == [5, 10, 15, 20]
+    assert len(history["loss"]) == 4 and history["eval_step"] == [20]

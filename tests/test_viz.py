@@ -1,0 +1,51 @@
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from t2i import viz
+from t2i.models.ae import AutoEncoder
+
+
+def test_show_source_shows_the_code_that_runs_with_file_and_lines():
+    shown = viz.show_source(AutoEncoder).data
+    assert "```python\nclass AutoEncoder(nn.Module):" in shown
+    assert "`t2i/models/ae.py`, lines" in shown
+    first, last = map(int, re.search(r"lines (\d+)–(\d+)", shown).groups())
+    body = shown.split("```python\n")[1].rsplit("\n```", 1)[0]
+    assert last - first + 1 == body.count("\n") + 1
+
+
+def test_show_source_line_range():
+    shown = viz.show_source(AutoEncoder.loss, lines=(1, 2)).data
+    body = shown.split("```python\n")[1].rsplit("\n```", 1)[0]
+    assert body.count("\n") == 1 and body.lstrip().startswith("def loss")
+
+
+def test_tile_lays_images_out_row_by_row():
+    images = torch.zeros(3, 1, 2, 2)
+    images[1] = 1.0
+    grid = viz.tile(images, ncols=2, pad=1)
+    assert grid.shape == (5, 5) and grid.dtype == np.uint8
+    assert grid[0, 3] == 255 and grid[0, 0] == 0 and grid[3, 0] == 0
+
+
+def test_road_map_highlights_one_model_and_rejects_unknown_ones():
+    svg = viz.road_map("vqgan").data
+    assert svg.count("<rect") == 8 and svg.count("#fde68a") == 1
+    for name in ("AE", "VAE", "VQ-VAE", "VQ-VAE-2", "VQGAN", "DALL·E", "DALL·E mini", "VQGAN-CLIP"):
+        assert f">{name}<" in svg
+    assert "1711.00937" in svg and "<script" not in svg
+    with pytest.raises(ValueError, match="vqgan_clip"):
+        viz.road_map("stable_diffusion")
+
+
+def test_record_returns_the_value_outside_the_book():
+    assert viz.record("some_metric", 0.25) == 0.25
+
+
+def test_run_info_names_scale_device_and_versions():
+    table = viz.run_info("tiny", started=0.0).data
+    for word in ("scale", "tiny", "device", "torch", "wall time"):
+        assert word in table
