@@ -21,7 +21,12 @@ def isolated(tmp_path, monkeypatch):
 
 
 def find_chromium() -> str | None:
-    for name in (os.environ.get("T2I_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+    for name in (
+        os.environ.get("T2I_CHROMIUM"),
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+    ):
         if name and shutil.which(name):
             return shutil.which(name)
     return None
@@ -31,8 +36,10 @@ def find_chromium() -> str | None:
 def chromium() -> str:
     path = find_chromium()
     if path is None:
-        message = ("no Chromium found for the browser tests: install it with "
-                   "`sudo apt-get install chromium` (or set T2I_CHROMIUM to a Chrome binary)")
+        message = (
+            "no Chromium found for the browser tests: install it with "
+            "`sudo apt-get install chromium` (or set T2I_CHROMIUM to a Chrome binary)"
+        )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -42,5 +49,7 @@ def chromium() -> str:
 @pytest.fixture(scope="session")
 def built_book() -> Path:
     if not (BUILD / "chapters" / "01_autoencoder.html").exists():
-        pytest.fail("the book is not built: run `make book` first (make test does it for you)")
+        pytest.fail(
+            "the book is not built: run `make book` first (make test does it for you)"
+        )
     return BUILD

@@ -7,7 +7,10 @@ import pytest
 
 pytestmark = pytest.mark.book
 
-CDN = re.compile(r"""(src|href)=["'](https?:)?//[^"']*(cdn|jsdelivr|unpkg|googleapis|cloudflare|require\.js)""", re.I)
+CDN = re.compile(
+    r"""(src|href)=["'](https?:)?//[^"']*(cdn|jsdelivr|unpkg|googleapis|cloudflare|require\.js)""",
+    re.I,
+)
 
 
 def pages(site: Path):
@@ -17,7 +20,9 @@ def pages(site: Path):
 def test_every_page_is_offline(built_book):
     for page in pages(built_book):
         html = page.read_text(errors="replace")
-        assert not CDN.search(html), f"{page.relative_to(built_book)} loads something from a CDN"
+        assert not CDN.search(html), (
+            f"{page.relative_to(built_book)} loads something from a CDN"
+        )
 
 
 def test_plotly_and_mathjax_are_served_once_from_the_site(built_book):
@@ -25,7 +30,10 @@ def test_plotly_and_mathjax_are_served_once_from_the_site(built_book):
     assert (vendor / "plotly.min.js").stat().st_size > 1_000_000
     assert (vendor / "mathjax" / "tex-svg.js").exists()
     chapter = (built_book / "chapters" / "01_autoencoder.html").read_text()
-    assert "_static/vendor/plotly.min.js" in chapter and "vendor/mathjax/tex-svg.js" in chapter
+    assert (
+        "_static/vendor/plotly.min.js" in chapter
+        and "vendor/mathjax/tex-svg.js" in chapter
+    )
     for page in pages(built_book):  # the 3.5 MB library is never inlined into a page
         assert page.stat().st_size < 2_000_000, page
 
@@ -34,8 +42,12 @@ def test_chapter_page_has_its_figures(built_book):
     html = (built_book / "chapters" / "01_autoencoder.html").read_text()
     assert html.count('class="t2i-latent-explorer"') == 1
     assert "t2i-plotly" in html and 'class="t2i-road"' in html
-    assert html.count("<img") >= 8  # data grid, reconstructions, sweep, scatter, samples, ...
-    assert "loaded trained weights" in html or "steps on" in html  # training ran or was reused
+    assert (
+        html.count("<img") >= 8
+    )  # data grid, reconstructions, sweep, scatter, samples, ...
+    assert (
+        "loaded trained weights" in html or "steps on" in html
+    )  # training ran or was reused
     assert "colab.research.google.com" in html  # launch button
 
 
@@ -47,7 +59,9 @@ def test_no_error_output_in_any_page(built_book):
 
 
 def test_benchmarks_page_quotes_the_measured_numbers(built_book):
-    text = re.sub(r"<[^>]+>", " ", (built_book / "book" / "benchmarks.html").read_text())
+    text = re.sub(
+        r"<[^>]+>", " ", (built_book / "book" / "benchmarks.html").read_text()
+    )
     assert re.search(r"01_autoencoder", text)  # the execution table lists the chapter
     numbers = re.findall(r"\b0\.\d{4}\b", text)
     assert len(numbers) >= 4, "the glued MSE values are missing"

@@ -8,8 +8,16 @@ import pytest
 
 pytestmark = pytest.mark.book
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -20,7 +28,8 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def site(built_book):
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(built_book)))
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(built_book))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -44,13 +53,29 @@ def open_page(browser, site):
     def go(path):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.errors, page.foreign = [], []
-        page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+        page.on(
+            "console",
+            lambda m: page.errors.append(m.text) if m.type == "error" else None,
+        )
         page.on("pageerror", lambda e: page.errors.append(str(e)))
-        page.on("request", lambda r: page.foreign.append(r.url)
-                if not r.url.startswith((site, "data:", "blob:", "about:")) else None)
+        page.on(
+            "request",
+            lambda r: (
+                page.foreign.append(r.url)
+                if not r.url.startswith((site, "data:", "blob:", "about:"))
+                else None
+            ),
+        )
         # the network is off for the page: anything foreign is aborted (and recorded)
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site)
-                   or route.request.url.startswith("data:") else route.abort())
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(site)
+                or route.request.url.startswith("data:")
+                else route.abort()
+            ),
+        )
         page.goto(f"{site}/{path}", wait_until="load")
         page.wait_for_timeout(1000)
         opened.append(page)
@@ -62,7 +87,9 @@ def open_page(browser, site):
 
 
 def decoded_pixels(page):
-    return page.evaluate("document.querySelector('.t2i-latent-explorer .lx-decoded').toDataURL()")
+    return page.evaluate(
+        "document.querySelector('.t2i-latent-explorer .lx-decoded').toDataURL()"
+    )
 
 
 def test_latent_slider_changes_the_decoded_digit(open_page):
@@ -90,7 +117,9 @@ def test_clicking_the_scatter_moves_the_point(open_page):
     scatter = page.locator(".t2i-latent-explorer .lx-scatter")
     scatter.scroll_into_view_if_needed()
     before = decoded_pixels(page)
-    scatter.click(position={"x": 3, "y": 3})  # the top-left corner: smallest z1, largest z2
+    scatter.click(
+        position={"x": 3, "y": 3}
+    )  # the top-left corner: smallest z1, largest z2
     last = page.locator(".t2i-latent-explorer input.lx-x").get_attribute("max")
     assert page.locator(".t2i-latent-explorer input.lx-x").input_value() == "0"
     assert page.locator(".t2i-latent-explorer input.lx-y").input_value() == last
@@ -99,13 +128,25 @@ def test_clicking_the_scatter_moves_the_point(open_page):
 
 def test_plotly_and_math_render_without_network(open_page):
     page = open_page("chapters/01_autoencoder.html")
-    page.wait_for_function("document.querySelectorAll('.t2i-plotly .main-svg').length > 0", timeout=15000)
-    page.wait_for_function("document.querySelectorAll('mjx-container').length > 5", timeout=15000)
+    page.wait_for_function(
+        "document.querySelectorAll('.t2i-plotly .main-svg').length > 0", timeout=15000
+    )
+    page.wait_for_function(
+        "document.querySelectorAll('mjx-container').length > 5", timeout=15000
+    )
     assert page.errors == [] and page.foreign == []
 
 
-@pytest.mark.parametrize("path", ["book/intro.html", "book/setup.html", "book/benchmarks.html",
-                                  "book/references.html", "book/course.html"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "book/intro.html",
+        "book/setup.html",
+        "book/benchmarks.html",
+        "book/references.html",
+        "book/course.html",
+    ],
+)
 def test_other_pages_load_cleanly(open_page, path):
     page = open_page(path)
     assert page.title()

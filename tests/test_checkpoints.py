@@ -94,7 +94,9 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch
         atomic_torch_save({"step": 2}, target)
     monkeypatch.undo()
     assert torch.load(target, weights_only=True) == {"step": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]  # no temporary left behind
+    assert [p.name for p in tmp_path.iterdir()] == [
+        "state.pt"
+    ]  # no temporary left behind
 
 
 def test_download_verifies_the_checksum(tmp_path):
@@ -126,8 +128,14 @@ KILLABLE = textwrap.dedent("""
 
 def run_training(cache: Path, steps: int, **popen) -> subprocess.Popen:
     env = dict(os.environ, T2I_CACHE=str(cache), T2I_BOOK_BUILD="1")
-    return subprocess.Popen([sys.executable, "-c", KILLABLE.replace("STEPS", str(steps))], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-c", KILLABLE.replace("STEPS", str(steps))],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
 
 
 @pytest.mark.slow

@@ -7,7 +7,12 @@ def test_unknown_scale_lists_the_valid_ones():
     with pytest.raises(ValueError) as error:
         configs.autoencoder("huge")
     message = str(error.value)
-    assert "'huge'" in message and "'tiny'" in message and "'small'" in message and "'full'" in message
+    assert (
+        "'huge'" in message
+        and "'tiny'" in message
+        and "'small'" in message
+        and "'full'" in message
+    )
 
 
 @pytest.mark.parametrize("scale", configs.SCALES)
@@ -20,7 +25,10 @@ def test_every_scale_builds_a_consistent_experiment(scale):
 def test_tiny_is_offline_and_bigger_scales_use_full_mnist():
     assert configs.autoencoder("tiny").data.source == "sample"
     assert configs.autoencoder("small").data.source == "auto"
-    assert configs.autoencoder("full").train.steps > configs.autoencoder("small").train.steps
+    assert (
+        configs.autoencoder("full").train.steps
+        > configs.autoencoder("small").train.steps
+    )
 
 
 def test_train_overrides_and_default_scale(monkeypatch):
@@ -28,3 +36,20 @@ def test_train_overrides_and_default_scale(monkeypatch):
     monkeypatch.setenv("T2I_SCALE", "bogus")
     with pytest.raises(ValueError, match="T2I_SCALE"):
         configs.default_scale()
+
+
+def test_command_line_trains_and_then_loads(capsys):
+    from t2i.__main__ import main
+
+    main(["train", "ae", "--scale", "tiny", "--latent-dim", "2"])
+    first = capsys.readouterr().out
+    assert "test MSE" in first and "model.safetensors" in first
+    main(["train", "ae", "--scale", "tiny", "--latent-dim", "2"])
+    assert "loaded trained weights" in capsys.readouterr().out
+
+
+def test_command_line_rejects_unknown_scale():
+    from t2i.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "ae", "--scale", "huge"])

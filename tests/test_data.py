@@ -11,12 +11,16 @@ def test_sample_split_is_real_mnist_and_deterministic():
     assert x_train.shape == (4000, 1, 28, 28) and x_test.shape == (1000, 1, 28, 28)
     assert x_train.dtype == torch.float32 and 0 <= x_train.min() and x_train.max() <= 1
     assert set(y_train.tolist()) == set(range(10))
-    assert torch.bincount(y_train).min() > 300  # balanced: 500 per class before the split
+    assert (
+        torch.bincount(y_train).min() > 300
+    )  # balanced: 500 per class before the split
     again, _ = data.load_mnist("train", source="sample")
     assert torch.equal(again, x_train)
     # no test digit is also a training digit
     train_keys = {hash(row.numpy().tobytes()) for row in x_train.flatten(1)}
-    assert not any(hash(row.numpy().tobytes()) in train_keys for row in x_test.flatten(1))
+    assert not any(
+        hash(row.numpy().tobytes()) in train_keys for row in x_test.flatten(1)
+    )
 
 
 def test_bad_arguments_name_the_choices():
@@ -46,7 +50,9 @@ def test_corrupt_files_error_names_the_fix(tmp_path):
 
 
 def test_failed_download_becomes_a_connection_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # nothing listens there
+    monkeypatch.setattr(
+        MNIST, "mirrors", ["http://127.0.0.1:9/"]
+    )  # nothing listens there
     with pytest.raises(ConnectionError, match="source='sample'"):
         data.mnist_torchvision("train", root=tmp_path, download=True)
 

@@ -1,7 +1,6 @@
 import json
 import re
 
-import numpy as np
 import pytest
 import torch
 
@@ -20,7 +19,9 @@ def coordinate_decoder(z):
 @pytest.fixture
 def panel():
     codes = torch.rand(50, 2)
-    return LatentPanel("test", coordinate_decoder, codes, torch.arange(50) % 10, extent=(0, 1, 0, 1))
+    return LatentPanel(
+        "test", coordinate_decoder, codes, torch.arange(50) % 10, extent=(0, 1, 0, 1)
+    )
 
 
 def test_sprite_tile_i_j_is_the_decoding_of_grid_point_i_j(panel):
@@ -30,7 +31,7 @@ def test_sprite_tile_i_j_is_the_decoding_of_grid_point_i_j(panel):
     assert sprite.shape == (steps * 4, steps * 4)
     for i in range(steps):  # x index: column of tiles
         for j in range(steps):  # y index: row of tiles, counted from the bottom
-            tile = sprite[(steps - 1 - j) * 4:(steps - j) * 4, i * 4:(i + 1) * 4]
+            tile = sprite[(steps - 1 - j) * 4 : (steps - j) * 4, i * 4 : (i + 1) * 4]
             assert tile[0, 0] == round(xs[i] * 255) and tile[0, 3] == round(ys[j] * 255)
 
 
@@ -51,7 +52,9 @@ def test_static_explorer_is_self_contained_html(panel):
     page = interactive.latent_explorer(panel, steps=7, live=False).data
     assert page.count('type="range"') == 2 and 'max="6"' in page
     spec = json.loads(re.search(r'class="lx-spec">(.*?)</script>', page, re.S).group(1))
-    assert spec["steps"] == 7 and spec["panels"][0]["sprite"].startswith("data:image/png;base64,")
+    assert spec["steps"] == 7 and spec["panels"][0]["sprite"].startswith(
+        "data:image/png;base64,"
+    )
     assert all(0 <= u <= 1 and 0 <= v <= 1 for u, v, _ in spec["panels"][0]["points"])
     assert "http" not in page  # nothing is fetched
 

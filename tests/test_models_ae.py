@@ -17,7 +17,9 @@ def test_shapes_round_trip(model):
 
 
 def test_wrong_input_shape_says_how_to_fix_it(model):
-    with pytest.raises(ValueError, match=r"expected images of shape \(batch, 1, 28, 28\).*x\[:, None\]"):
+    with pytest.raises(
+        ValueError, match=r"expected images of shape \(batch, 1, 28, 28\).*x\[:, None\]"
+    ):
         model.encode(torch.rand(5, 28, 28))
     with pytest.raises(ValueError, match="image_size=32"):
         model.encode(torch.rand(5, 1, 32, 32))
@@ -46,5 +48,8 @@ def test_pca_is_exact_with_all_components_and_improves_with_more():
     train = torch.rand(200, 1, 4, 4)
     test = torch.rand(20, 1, 4, 4)
     assert torch.allclose(pca_reconstruction(train, test, 16), test, atol=1e-4)
-    errors = [torch.mean((pca_reconstruction(train, test, k) - test) ** 2).item() for k in (1, 4, 8, 16)]
+    errors = [
+        torch.mean((pca_reconstruction(train, test, k) - test) ** 2).item()
+        for k in (1, 4, 8, 16)
+    ]
     assert errors == sorted(errors, reverse=True)

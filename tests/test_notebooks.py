@@ -33,16 +33,24 @@ def test_outputs_are_stripped(path):
 def test_chapter_shape(path):
     cells = load(path)["cells"]
     code = [c for c in cells if c["cell_type"] == "code"]
-    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    assert "".join(cells[0]["source"]).startswith("# "), "the chapter starts with its title"
+    text = "\n".join(
+        "".join(c["source"]) for c in cells if c["cell_type"] == "markdown"
+    )
+    assert "".join(cells[0]["source"]).startswith("# "), (
+        "the chapter starts with its title"
+    )
     assert "Learning goals" in text
     # the Colab install cell comes first and installs from the configured repository
     repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     first = "".join(code[0]["source"])
     assert "google.colab" in first and f"git+{repo}" in first
     # a papermill parameters cell with the tiny scale
-    parameters = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
-    assert len(parameters) == 1 and re.search(r'^SCALE = "tiny"', "".join(parameters[0]["source"]), re.M)
+    parameters = [
+        c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
+    assert len(parameters) == 1 and re.search(
+        r'^SCALE = "tiny"', "".join(parameters[0]["source"]), re.M
+    )
     assert "show_source(" in "".join("".join(c["source"]) for c in code)
     for heading in ("## Exercises", "## Summary", "## References"):
         assert heading in text

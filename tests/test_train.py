@@ -23,10 +23,11 @@ def test_checkpoint_interval_must_match_logging():
 def test_autoencoder_learns_and_does_not_collapse_to_a_constant():
     """An all-black output scores MSE ~0.11 on MNIST: training must go well below it."""
     x, y = data.load_mnist("train", source="sample", limit=1000)
-    experiment = configs.autoencoder("tiny", latent_dim=4, steps=300, log_every=50,
-                                     checkpoint_every=300)
+    experiment = configs.autoencoder(
+        "tiny", latent_dim=4, steps=300, log_every=50, checkpoint_every=300
+    )
     model = AutoEncoder(experiment.model)
-    black = torch.mean(x ** 2).item()
+    black = torch.mean(x**2).item()
     history = fit(model, (x, y), experiment.train)
     assert history["loss"][-1] < 0.7 * black
     assert history["loss"][-1] < history["loss"][0]
@@ -50,7 +51,11 @@ class Scalar(nn.Module):
 def test_non_finite_loss_stops_with_the_step_and_a_fix():
     data_ = (torch.zeros(16, 1),)
     with pytest.raises(FloatingPointError) as error:
-        fit(Scalar(nan_at=4), data_, TrainConfig(steps=10, batch_size=4, log_every=1, checkpoint_every=5))
+        fit(
+            Scalar(nan_at=4),
+            data_,
+            TrainConfig(steps=10, batch_size=4, log_every=1, checkpoint_every=5),
+        )
     assert "step 3" in str(error.value) and "learning rate" in str(error.value)
 
 
@@ -61,16 +66,25 @@ def test_too_few_examples_for_a_batch():
 
 def test_book_build_prints_one_plain_line(monkeypatch, capsys):
     monkeypatch.setenv("T2I_BOOK_BUILD", "1")
-    fit(Scalar(), (torch.zeros(16, 1),), TrainConfig(steps=20, batch_size=4, log_every=5,
-                                                        checkpoint_every=10), desc="demo")
+    fit(
+        Scalar(),
+        (torch.zeros(16, 1),),
+        TrainConfig(steps=20, batch_size=4, log_every=5, checkpoint_every=10),
+        desc="demo",
+    )
     captured = capsys.readouterr()
-    assert captured.out.count("\n") == 1 and captured.out.startswith("demo: 20 steps on cpu")
+    assert captured.out.count("\n") == 1 and captured.out.startswith(
+        "demo: 20 steps on cpu"
+    )
     assert captured.err == ""  # no tqdm bar
 
 
 def test_history_has_one_point_per_log_interval():
-    history = fit(Scalar(), (torch.zeros(16, 1),),
-                  TrainConfig(steps=20, batch_size=4, log_every=5, checkpoint_every=10),
-                  eval_data=(torch.zeros(8, 1),))
+    history = fit(
+        Scalar(),
+        (torch.zeros(16, 1),),
+        TrainConfig(steps=20, batch_size=4, log_every=5, checkpoint_every=10),
+        eval_data=(torch.zeros(8, 1),),
+    )
     assert history["step"] == [5, 10, 15, 20]
     assert len(history["loss"]) == 4 and history["eval_step"] == [20]

@@ -34,7 +34,16 @@ def test_tile_lays_images_out_row_by_row():
 def test_road_map_highlights_one_model_and_rejects_unknown_ones():
     svg = viz.road_map("vqgan").data
     assert svg.count("<rect") == 8 and svg.count("#fde68a") == 1
-    for name in ("AE", "VAE", "VQ-VAE", "VQ-VAE-2", "VQGAN", "DALL·E", "DALL·E mini", "VQGAN-CLIP"):
+    for name in (
+        "AE",
+        "VAE",
+        "VQ-VAE",
+        "VQ-VAE-2",
+        "VQGAN",
+        "DALL·E",
+        "DALL·E mini",
+        "VQGAN-CLIP",
+    ):
         assert f">{name}<" in svg
     assert "1711.00937" in svg and "<script" not in svg
     with pytest.raises(ValueError, match="vqgan_clip"):

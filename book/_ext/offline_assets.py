@@ -17,7 +17,9 @@ def _sources() -> dict[str, Path]:
     import plotly
 
     return {
-        "plotly.min.js": Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+        "plotly.min.js": Path(plotly.__file__).parent
+        / "package_data"
+        / "plotly.min.js",
         "mathjax": Path(mathjax.__file__).parent / "static" / "mathjax" / "es5",
     }
 
@@ -34,7 +36,11 @@ def _stage(app) -> None:
             continue
         vendor.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.map", "sre", "node-main*"))
+            shutil.copytree(
+                source,
+                target,
+                ignore=shutil.ignore_patterns("*.map", "sre", "node-main*"),
+            )
         else:
             shutil.copy2(source, target)
     app.config.html_static_path.append(str(staging))

@@ -30,6 +30,9 @@ from .env import cache_dir, seed_everything
 # Bump when a change to the library makes old cached weights meaningless.
 CACHE_VERSION = 1
 
+# What get_or_train did in this Python session, for the chapters' run-info footer.
+SESSION = {"trained": [], "loaded": []}
+
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +63,9 @@ def read_checkpoint(path: Path) -> dict | None:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated or corrupt file: start again, don't crash
-        print(f"checkpoint {path.name} is unreadable ({type(error).__name__}); starting from step 0")
+        print(
+            f"checkpoint {path.name} is unreadable ({type(error).__name__}); starting from step 0"
+        )
         path.unlink()
         return None
 
@@ -97,8 +102,11 @@ def config_dict(config: Any) -> dict:
 
 
 def config_hash(name: str, config: Any) -> str:
-    blob = json.dumps({"name": name, "config": config_dict(config), "v": CACHE_VERSION},
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        {"name": name, "config": config_dict(config), "v": CACHE_VERSION},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -130,18 +138,28 @@ def get_or_train(
         try:
             load_weights(model, weights)
             print(f"{name}: loaded trained weights from the cache ({folder.name})")
+            SESSION["loaded"].append(name)
             return model.eval(), json.loads(history_file.read_text())
         except Exception as error:
             print(f"{name}: cached weights unusable ({error}); training again")
             seed_everything(config.train.seed)
             model = build(config.model)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json.dumps(config_dict(config), indent=2, default=str), folder / "config.json")
-    history = fit(model, data, config.train, checkpoint=folder / "resume.pt",
-                  eval_data=eval_data, desc=name)
+    atomic_write_text(
+        json.dumps(config_dict(config), indent=2, default=str), folder / "config.json"
+    )
+    history = fit(
+        model,
+        data,
+        config.train,
+        checkpoint=folder / "resume.pt",
+        eval_data=eval_data,
+        desc=name,
+    )
     save_weights(model, weights)
     atomic_write_text(json.dumps(history), history_file)
     (folder / "resume.pt").unlink(missing_ok=True)
+    SESSION["trained"].append(name)
     return model, history
 
 
@@ -168,6 +186,8 @@ def download(url: str, path: str | Path, sha256: str) -> Path:
     actual = sha256_of(tmp)
     if actual != sha256:
         tmp.unlink()
-        raise ValueError(f"{url} has SHA-256 {actual}, expected {sha256}; the file was not kept")
+        raise ValueError(
+            f"{url} has SHA-256 {actual}, expected {sha256}; the file was not kept"
+        )
     os.replace(tmp, path)
     return path

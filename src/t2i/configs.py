@@ -50,12 +50,27 @@ class Experiment:
 
 
 _AE = {
-    "tiny": (DataConfig(source="sample"), (16, 32),
-             TrainConfig(steps=1500, batch_size=128, lr=3e-3, log_every=50, checkpoint_every=500)),
-    "small": (DataConfig(source="auto"), (32, 64),
-              TrainConfig(steps=12_000, batch_size=256, lr=2e-3, log_every=100, checkpoint_every=1000)),
-    "full": (DataConfig(source="auto"), (64, 128),
-             TrainConfig(steps=50_000, batch_size=256, lr=1e-3, log_every=100, checkpoint_every=2000)),
+    "tiny": (
+        DataConfig(source="sample"),
+        (16, 32),
+        TrainConfig(
+            steps=1500, batch_size=128, lr=3e-3, log_every=50, checkpoint_every=500
+        ),
+    ),
+    "small": (
+        DataConfig(source="auto"),
+        (32, 64),
+        TrainConfig(
+            steps=12_000, batch_size=256, lr=2e-3, log_every=100, checkpoint_every=1000
+        ),
+    ),
+    "full": (
+        DataConfig(source="auto"),
+        (64, 128),
+        TrainConfig(
+            steps=50_000, batch_size=256, lr=1e-3, log_every=100, checkpoint_every=2000
+        ),
+    ),
 }
 
 

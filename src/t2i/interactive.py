@@ -57,12 +57,19 @@ class LatentPanel:
 
     def __post_init__(self):
         if self.codes.ndim != 2 or self.codes.shape[1] != 2:
-            raise ValueError(f"the latent explorer needs 2-D codes, got shape {tuple(self.codes.shape)}")
+            raise ValueError(
+                f"the latent explorer needs 2-D codes, got shape {tuple(self.codes.shape)}"
+            )
         if self.extent is None:
             lo = torch.quantile(self.codes, 0.01, dim=0).tolist()
             hi = torch.quantile(self.codes, 0.99, dim=0).tolist()
-            pad = [(h - l) * 0.15 for l, h in zip(lo, hi)]
-            self.extent = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+            pad = [(top - bottom) * 0.15 for bottom, top in zip(lo, hi)]
+            self.extent = (
+                lo[0] - pad[0],
+                hi[0] + pad[0],
+                lo[1] - pad[1],
+                hi[1] + pad[1],
+            )
 
     def grid_values(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
         x0, x1, y0, y1 = self.extent
@@ -74,8 +81,10 @@ class LatentPanel:
         points = self.codes[:limit].detach().cpu().numpy()
         u = (points[:, 0] - x0) / (x1 - x0)
         v = (points[:, 1] - y0) / (y1 - y0)
-        return [[round(float(a), 4), round(float(b), 4), int(c)]
-                for a, b, c in zip(u, v, self.labels[:limit].tolist())]
+        return [
+            [round(float(a), 4), round(float(b), 4), int(c)]
+            for a, b, c in zip(u, v, self.labels[:limit].tolist())
+        ]
 
     @torch.no_grad()
     def sprite(self, steps: int) -> np.ndarray:
@@ -97,16 +106,24 @@ def scatter_image(points: list[list[float]], size: int = 300) -> np.ndarray:
     draw = ImageDraw.Draw(canvas)
     for u, v, label in points:
         x, y = u * size, (1 - v) * size
-        draw.ellipse([x - 1.8, y - 1.8, x + 1.8, y + 1.8], fill=DIGIT_COLORS[label % 10])
+        draw.ellipse(
+            [x - 1.8, y - 1.8, x + 1.8, y + 1.8], fill=DIGIT_COLORS[label % 10]
+        )
     draw.rectangle([0, 0, size - 1, size - 1], outline="#888")
     return np.asarray(canvas)
 
 
-def latent_explorer(panels: LatentPanel | list[LatentPanel], steps: int = 31, live: bool | None = None):
+def latent_explorer(
+    panels: LatentPanel | list[LatentPanel], steps: int = 31, live: bool | None = None
+):
     """Two sliders move a point in the 2-D latent plane; each panel shows the
     point over its scatter of encoded digits and the image its decoder draws."""
     panels = [panels] if isinstance(panels, LatentPanel) else list(panels)
-    return _live_latent_explorer(panels, steps) if _live(live) else _static_latent_explorer(panels, steps)
+    return (
+        _live_latent_explorer(panels, steps)
+        if _live(live)
+        else _static_latent_explorer(panels, steps)
+    )
 
 
 def _static_latent_explorer(panels: list[LatentPanel], steps: int) -> HTML:
@@ -115,11 +132,16 @@ def _static_latent_explorer(panels: list[LatentPanel], steps: int) -> HTML:
     for panel in panels:
         sprite = panel.sprite(steps)
         xs, ys = panel.grid_values(steps)
-        spec["panels"].append({
-            "title": panel.title, "points": panel.normalised_points(),
-            "xs": [round(float(x), 3) for x in xs], "ys": [round(float(y), 3) for y in ys],
-            "tile": sprite.shape[0] // steps, "sprite": "data:image/png;base64," + png_base64(sprite),
-        })
+        spec["panels"].append(
+            {
+                "title": panel.title,
+                "points": panel.normalised_points(),
+                "xs": [round(float(x), 3) for x in xs],
+                "ys": [round(float(y), 3) for y in ys],
+                "tile": sprite.shape[0] // steps,
+                "sprite": "data:image/png;base64," + png_base64(sprite),
+            }
+        )
     middle = steps // 2
     return HTML(f"""
 <div class="t2i-latent-explorer" id="{uid}" style="font-family:sans-serif;font-size:14px">
@@ -201,13 +223,25 @@ def _live_latent_explorer(panels: list[LatentPanel], steps: int):
 
     first = panels[0]
     x0, x1, y0, y1 = first.extent
-    sliders = [widgets.FloatSlider(value=(x0 + x1) / 2, min=x0, max=x1, step=(x1 - x0) / 200, description="z₁"),
-               widgets.FloatSlider(value=(y0 + y1) / 2, min=y0, max=y1, step=(y1 - y0) / 200, description="z₂")]
+    sliders = [
+        widgets.FloatSlider(
+            value=(x0 + x1) / 2, min=x0, max=x1, step=(x1 - x0) / 200, description="z₁"
+        ),
+        widgets.FloatSlider(
+            value=(y0 + y1) / 2, min=y0, max=y1, step=(y1 - y0) / 200, description="z₂"
+        ),
+    ]
     views = []
     for panel in panels:
         points = panel.normalised_points()
-        views.append((panel, scatter_image(points),
-                      widgets.Image(format="png", width=260), widgets.Image(format="png", width=140)))
+        views.append(
+            (
+                panel,
+                scatter_image(points),
+                widgets.Image(format="png", width=260),
+                widgets.Image(format="png", width=140),
+            )
+        )
 
     def to_png(array: np.ndarray) -> bytes:
         return base64.b64decode(png_base64(array))
@@ -216,12 +250,19 @@ def _live_latent_explorer(panels: list[LatentPanel], steps: int):
     def update(_=None):
         # slider values are fractions of the first panel's extent, so panels with
         # different extents stay in step
-        fx, fy = (sliders[0].value - x0) / (x1 - x0), (sliders[1].value - y0) / (y1 - y0)
+        fx, fy = (
+            (sliders[0].value - x0) / (x1 - x0),
+            (sliders[1].value - y0) / (y1 - y0),
+        )
         for panel, scatter, scatter_widget, image_widget in views:
             px0, px1, py0, py1 = panel.extent
-            z = torch.tensor([[px0 + fx * (px1 - px0), py0 + fy * (py1 - py0)]], dtype=torch.float32)
+            z = torch.tensor(
+                [[px0 + fx * (px1 - px0), py0 + fy * (py1 - py0)]], dtype=torch.float32
+            )
             decoded = to_numpy_images(panel.decode(z).cpu())[0]
-            image_widget.value = to_png(np.asarray(Image.fromarray(decoded).resize((140, 140), Image.NEAREST)))
+            image_widget.value = to_png(
+                np.asarray(Image.fromarray(decoded).resize((140, 140), Image.NEAREST))
+            )
             marked = Image.fromarray(scatter.copy())
             draw = ImageDraw.Draw(marked)
             mx, my = fx * scatter.shape[1], (1 - fy) * scatter.shape[0]
@@ -231,8 +272,10 @@ def _live_latent_explorer(panels: list[LatentPanel], steps: int):
     for slider in sliders:
         slider.observe(update, names="value")
     update()
-    boxes = [widgets.VBox([widgets.HTML(f"<b>{panel.title}</b>"), widgets.HBox([s, i])])
-             for panel, _, s, i in views]
+    boxes = [
+        widgets.VBox([widgets.HTML(f"<b>{panel.title}</b>"), widgets.HBox([s, i])])
+        for panel, _, s, i in views
+    ]
     control = widgets.VBox([widgets.HBox(sliders), widgets.HBox(boxes)])
     control.update = update  # handy in tests: run the decoder for the current values
     return control
@@ -249,8 +292,10 @@ def plotly_figure(figure, live: bool | None = None):
         return figure
     uid = "t2i-plotly-" + uuid.uuid4().hex[:8]
     spec = figure.to_plotly_json()
-    payload = json.dumps({"data": spec.get("data", []), "layout": spec.get("layout", {})},
-                         cls=_plotly_encoder()).replace("</", "<\\/")
+    payload = json.dumps(
+        {"data": spec.get("data", []), "layout": spec.get("layout", {})},
+        cls=_plotly_encoder(),
+    ).replace("</", "<\\/")
     return HTML(f"""<div id="{uid}" class="t2i-plotly" style="width:100%;min-height:360px"></div>
 <script type="application/json" id="{uid}-spec">{payload}</script>
 <script>
@@ -268,23 +313,45 @@ def _plotly_encoder():
     return PlotlyJSONEncoder
 
 
-def loss_curves(histories: dict[str, dict[str, list[float]]], key: str = "loss",
-                ylabel: str = "loss", log_y: bool = True, live: bool | None = None):
+def loss_curves(
+    histories: dict[str, dict[str, list[float]]],
+    key: str = "loss",
+    ylabel: str = "loss",
+    log_y: bool = True,
+    live: bool | None = None,
+):
     """Training curves (lines) and test values (markers) of several runs, with hover."""
     import plotly.graph_objects as go
 
     figure = go.Figure()
     for i, (label, history) in enumerate(histories.items()):
         color = _PALETTE[i % len(_PALETTE)]
-        figure.add_scatter(x=history["step"], y=history[key], mode="lines", name=f"{label}",
-                           line={"color": color}, legendgroup=label)
+        figure.add_scatter(
+            x=history["step"],
+            y=history[key],
+            mode="lines",
+            name=f"{label}",
+            line={"color": color},
+            legendgroup=label,
+        )
         if f"eval_{key}" in history:
-            figure.add_scatter(x=history["eval_step"], y=history[f"eval_{key}"], mode="markers",
-                               name=f"{label} (test)", marker={"color": color, "size": 9,
-                               "symbol": "diamond"}, legendgroup=label)
-    figure.update_layout(template="plotly_white", height=360, margin={"l": 60, "r": 20, "t": 30, "b": 50},
-                         xaxis_title="step", yaxis_title=ylabel, yaxis_type="log" if log_y else "linear",
-                         hovermode="x unified")
+            figure.add_scatter(
+                x=history["eval_step"],
+                y=history[f"eval_{key}"],
+                mode="markers",
+                name=f"{label} (test)",
+                marker={"color": color, "size": 9, "symbol": "diamond"},
+                legendgroup=label,
+            )
+    figure.update_layout(
+        template="plotly_white",
+        height=360,
+        margin={"l": 60, "r": 20, "t": 30, "b": 50},
+        xaxis_title="step",
+        yaxis_title=ylabel,
+        yaxis_type="log" if log_y else "linear",
+        hovermode="x unified",
+    )
     return plotly_figure(figure, live)
 
 

@@ -15,7 +15,12 @@ from torch import nn
 
 def check_images(x: torch.Tensor, channels: int, size: int) -> None:
     """Raise a ValueError that says how to fix a batch of the wrong shape."""
-    if x.ndim != 4 or x.shape[1] != channels or x.shape[2] != size or x.shape[3] != size:
+    if (
+        x.ndim != 4
+        or x.shape[1] != channels
+        or x.shape[2] != size
+        or x.shape[3] != size
+    ):
         raise ValueError(
             f"expected images of shape (batch, {channels}, {size}, {size}), got {tuple(x.shape)}. "
             f"Resize or pad the images to {size}x{size} (add a channel axis with x[:, None] "
@@ -26,18 +31,33 @@ def check_images(x: torch.Tensor, channels: int, size: int) -> None:
 class ConvEncoder(nn.Module):
     """Image ``(B, C, s, s)`` -> feature vector ``(B, out_features)``."""
 
-    def __init__(self, in_channels: int, channels: tuple[int, ...], image_size: int, out_features: int):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: tuple[int, ...],
+        image_size: int,
+        out_features: int,
+    ):
         super().__init__()
         if image_size % 2 ** len(channels):
-            raise ValueError(f"image_size {image_size} must be divisible by 2**{len(channels)}")
+            raise ValueError(
+                f"image_size {image_size} must be divisible by 2**{len(channels)}"
+            )
         layers, previous = [], in_channels
         for width in channels:
-            layers += [nn.Conv2d(previous, width, 4, stride=2, padding=1), nn.GELU(),
-                       nn.Conv2d(width, width, 3, padding=1), nn.GELU()]
+            layers += [
+                nn.Conv2d(previous, width, 4, stride=2, padding=1),
+                nn.GELU(),
+                nn.Conv2d(width, width, 3, padding=1),
+                nn.GELU(),
+            ]
             previous = width
         side = image_size // 2 ** len(channels)
-        self.net = nn.Sequential(*layers, Rearrange("b c h w -> b (c h w)"),
-                                 nn.Linear(previous * side * side, out_features))
+        self.net = nn.Sequential(
+            *layers,
+            Rearrange("b c h w -> b (c h w)"),
+            nn.Linear(previous * side * side, out_features),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -52,15 +72,27 @@ class ConvDecoder(nn.Module):
     vanishes. Outputs are clamped to [0, 1] only for display.
     """
 
-    def __init__(self, in_features: int, channels: tuple[int, ...], image_size: int, out_channels: int):
+    def __init__(
+        self,
+        in_features: int,
+        channels: tuple[int, ...],
+        image_size: int,
+        out_channels: int,
+    ):
         super().__init__()
         side = image_size // 2 ** len(channels)
         widths = list(reversed(channels))
-        layers = [nn.Linear(in_features, widths[0] * side * side), nn.GELU(),
-                  Rearrange("b (c h w) -> b c h w", c=widths[0], h=side, w=side)]
+        layers = [
+            nn.Linear(in_features, widths[0] * side * side),
+            nn.GELU(),
+            Rearrange("b (c h w) -> b c h w", c=widths[0], h=side, w=side),
+        ]
         for width, next_width in zip(widths, widths[1:] + [out_channels]):
-            layers += [nn.Conv2d(width, width, 3, padding=1), nn.GELU(),
-                       nn.ConvTranspose2d(width, next_width, 4, stride=2, padding=1)]
+            layers += [
+                nn.Conv2d(width, width, 3, padding=1),
+                nn.GELU(),
+                nn.ConvTranspose2d(width, next_width, 4, stride=2, padding=1),
+            ]
             if next_width != out_channels:
                 layers.append(nn.GELU())
         self.net = nn.Sequential(*layers)

@@ -52,8 +52,10 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.checkpoint_every % self.log_every:
-            raise ValueError(f"checkpoint_every ({self.checkpoint_every}) must be a multiple "
-                             f"of log_every ({self.log_every})")
+            raise ValueError(
+                f"checkpoint_every ({self.checkpoint_every}) must be a multiple "
+                f"of log_every ({self.log_every})"
+            )
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -69,7 +71,7 @@ def batch_indices(step: int, n: int, config: TrainConfig) -> torch.Tensor:
     epoch, position = divmod(step, per_epoch)
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     order = torch.randperm(n, generator=generator)
-    return order[position * config.batch_size:(position + 1) * config.batch_size]
+    return order[position * config.batch_size : (position + 1) * config.batch_size]
 
 
 class Progress:
@@ -91,21 +93,30 @@ class Progress:
         if self.bar is not None:
             self.bar.update(n)
             if postfix:
-                self.bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False)
+                self.bar.set_postfix(
+                    {k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False
+                )
 
     def close(self, summary: str | None = None) -> None:
         if self.bar is not None:
             self.bar.close()
         if summary is not None:
-            print(f"{self.desc}: {summary} in {time.perf_counter() - self.start:.1f} s", file=sys.stdout)
+            print(
+                f"{self.desc}: {summary} in {time.perf_counter() - self.start:.1f} s",
+                file=sys.stdout,
+            )
 
 
-def _to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
+def _to_device(
+    batch: tuple[torch.Tensor, ...], device: torch.device
+) -> tuple[torch.Tensor, ...]:
     return tuple(t.to(device, non_blocking=True) for t in batch)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: tuple[torch.Tensor, ...], batch_size: int = 500) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, data: tuple[torch.Tensor, ...], batch_size: int = 500
+) -> dict[str, float]:
     """Average every entry of ``model.loss`` over ``data`` (weighted by batch size)."""
     was_training = model.training
     model.eval()
@@ -113,7 +124,7 @@ def evaluate(model: nn.Module, data: tuple[torch.Tensor, ...], batch_size: int =
     n = len(data[0])
     totals: dict[str, float] = {}
     for start in range(0, n, batch_size):
-        batch = _to_device(tuple(t[start:start + batch_size] for t in data), device)
+        batch = _to_device(tuple(t[start : start + batch_size] for t in data), device)
         for key, value in model.loss(batch).items():
             totals[key] = totals.get(key, 0.0) + value.item() * len(batch[0])
     model.train(was_training)
@@ -136,13 +147,19 @@ def fit(
     stored as ``"eval_step"`` and ``"eval_<name>"``.
     """
     if not isinstance(data, (tuple, list)) or not data:
-        raise TypeError("fit() expects data as a tuple of tensors, e.g. (images, labels)")
+        raise TypeError(
+            "fit() expects data as a tuple of tensors, e.g. (images, labels)"
+        )
     n = len(data[0])
     if n < config.batch_size:
-        raise ValueError(f"only {n} examples for batch_size={config.batch_size}; lower the batch size")
+        raise ValueError(
+            f"only {n} examples for batch_size={config.batch_size}; lower the batch size"
+        )
     device = pick_device(config.device)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     history: History = {"step": []}
     step = 0
 
@@ -150,7 +167,9 @@ def fit(
     state = read_checkpoint(checkpoint) if checkpoint is not None else None
     if state is not None:
         if state.get("config") != asdict(config):
-            print(f"{desc}: checkpoint {checkpoint.name} was made with another config; starting over")
+            print(
+                f"{desc}: checkpoint {checkpoint.name} was made with another config; starting over"
+            )
         else:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -161,9 +180,14 @@ def fit(
     def save() -> None:
         if checkpoint is not None:
             atomic_torch_save(
-                {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "rng": torch.get_rng_state(), "history": history, "step": step,
-                 "config": asdict(config)},
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "history": history,
+                    "step": step,
+                    "config": asdict(config),
+                },
                 checkpoint,
             )
 
@@ -175,12 +199,16 @@ def fit(
             history.setdefault(f"eval_{key}", []).append(value)
 
     forward = torch.compile(model.loss) if config.compile else model.loss
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
+    )
     progress = Progress(config.steps, step, desc)
     running: dict[str, float] = {}
     try:
         while step < config.steps:
-            batch = _to_device(tuple(t[batch_indices(step, n, config)] for t in data), device)
+            batch = _to_device(
+                tuple(t[batch_indices(step, n, config)] for t in data), device
+            )
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
             with autocast:
@@ -208,7 +236,11 @@ def fit(
                     history.setdefault(key, []).append(total / count)
                 progress.update(count, **{k: v / count for k, v in running.items()})
                 running = {}
-            if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+            if (
+                config.eval_every
+                and step % config.eval_every == 0
+                and step < config.steps
+            ):
                 log_eval()
             if step % config.checkpoint_every == 0 and step < config.steps:
                 save()
@@ -219,6 +251,8 @@ def fit(
     log_eval()
     save()
     model.eval()
-    final = ", ".join(f"{k} {v[-1]:.4g}" for k, v in history.items() if not k.endswith("step") and v)
+    final = ", ".join(
+        f"{k} {v[-1]:.4g}" for k, v in history.items() if not k.endswith("step") and v
+    )
     progress.close(f"{config.steps} steps on {device.type}, {final}")
     return history

@@ -17,14 +17,26 @@ import torch
 import t2i
 
 DIGIT_COLORS = [  # matplotlib's tab10, one colour per class
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
 ]
 
 
 def to_numpy_images(images: torch.Tensor) -> np.ndarray:
     """``(N, C, H, W)`` in [0, 1] -> ``(N, H, W)`` or ``(N, H, W, 3)`` uint8."""
-    array = (images.detach().float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    array = (
+        (images.detach().float().clamp(0, 1).cpu().numpy() * 255)
+        .round()
+        .astype(np.uint8)
+    )
     return array[:, 0] if array.shape[1] == 1 else array.transpose(0, 2, 3, 1)
 
 
@@ -33,19 +45,33 @@ def tile(images: torch.Tensor, ncols: int, pad: int = 1) -> np.ndarray:
     array = to_numpy_images(images)
     n, h, w = array.shape[:3]
     nrows = -(-n // ncols)
-    canvas = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad) + array.shape[3:], 255, np.uint8)
+    canvas = np.full(
+        (nrows * (h + pad) - pad, ncols * (w + pad) - pad) + array.shape[3:],
+        255,
+        np.uint8,
+    )
     for i, image in enumerate(array):
         r, c = divmod(i, ncols)
-        canvas[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = image
+        canvas[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = (
+            image
+        )
     return canvas
 
 
-def image_grid(images: torch.Tensor, ncols: int = 10, title: str | None = None, ax=None, scale: float = 0.6):
+def image_grid(
+    images: torch.Tensor,
+    ncols: int = 10,
+    title: str | None = None,
+    ax=None,
+    scale: float = 0.6,
+):
     """Show a batch of images as one grid; returns the matplotlib axes."""
     grid = tile(images, ncols)
     if ax is None:
         nrows = -(-len(images) // ncols)
-        _, ax = plt.subplots(figsize=(scale * ncols, scale * nrows + (0.3 if title else 0)))
+        _, ax = plt.subplots(
+            figsize=(scale * ncols, scale * nrows + (0.3 if title else 0))
+        )
     ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -56,9 +82,13 @@ def image_grid(images: torch.Tensor, ncols: int = 10, title: str | None = None, 
 def rows_figure(rows: dict[str, torch.Tensor], scale: float = 0.7):
     """One labelled row of images per entry, e.g. originals above reconstructions."""
     ncols = max(len(v) for v in rows.values())
-    fig, axes = plt.subplots(len(rows), 1, figsize=(scale * ncols, scale * 1.25 * len(rows)))
+    fig, axes = plt.subplots(
+        len(rows), 1, figsize=(scale * ncols, scale * 1.25 * len(rows))
+    )
     for ax, (label, images) in zip(np.atleast_1d(axes), rows.items()):
-        ax.imshow(tile(images, ncols), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.imshow(
+            tile(images, ncols), cmap="gray", vmin=0, vmax=255, interpolation="nearest"
+        )
         ax.set_xticks([]), ax.set_yticks([])
         for side in ax.spines.values():
             side.set_visible(False)
@@ -78,7 +108,7 @@ def show_source(obj, lines: tuple[int, int] | None = None):
 
     source, first = inspect.getsourcelines(obj)
     if lines is not None:
-        source, first = source[lines[0] - 1:lines[1]], first + lines[0] - 1
+        source, first = source[lines[0] - 1 : lines[1]], first + lines[0] - 1
     path = Path(inspect.getsourcefile(obj)).resolve()
     package = Path(t2i.__file__).resolve().parent.parent
     where = path.relative_to(package) if path.is_relative_to(package) else path.name
@@ -93,7 +123,13 @@ ROAD = [  # (key, name, date, arXiv id or None, one-line idea)
     ("vqvae", "VQ-VAE", "Nov 2017", "1711.00937", "discrete codes + PixelCNN prior"),
     ("vqvae2", "VQ-VAE-2", "Jun 2019", "1906.00446", "a hierarchy of codes"),
     ("vqgan", "VQGAN", "Dec 2020", "2012.09841", "GAN + perceptual loss, GPT prior"),
-    ("dalle", "DALL·E", "Feb 2021", "2102.12092", "text and image tokens, one transformer"),
+    (
+        "dalle",
+        "DALL·E",
+        "Feb 2021",
+        "2102.12092",
+        "text and image tokens, one transformer",
+    ),
     ("dalle_mini", "DALL·E mini", "Jul 2021", None, "seq2seq on a budget"),
     ("vqgan_clip", "VQGAN-CLIP", "Apr 2022", "2204.08583", "steer codes with CLIP"),
 ]
@@ -111,11 +147,13 @@ def road_map(current: str | None = None):
         raise ValueError(f"unknown model {current!r}; choose one of {', '.join(keys)}")
     cell, box_w, box_h, row_h, top = 172, 148, 38, 118, 30
     width, height = 4 * cell + 8, 2 * row_h + 10
-    parts = [f'<svg class="t2i-road" viewBox="0 0 {width} {height}" width="100%" role="img" '
-             f'aria-label="The road from AE to VQGAN-CLIP" '
-             f'style="max-width:{width}px;font-family:sans-serif">',
-             '<defs><marker id="t2i-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-             'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker></defs>']
+    parts = [
+        f'<svg class="t2i-road" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="The road from AE to VQGAN-CLIP" '
+        f'style="max-width:{width}px;font-family:sans-serif">',
+        '<defs><marker id="t2i-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker></defs>',
+    ]
     centres = []
     for i, (key, name, date, arxiv, idea) in enumerate(ROAD):
         row, col = divmod(i, 4)
@@ -124,26 +162,38 @@ def road_map(current: str | None = None):
         here = key == current
         fill, stroke = ("#fde68a", "#b45309") if here else ("#f3f4f6", "#6b7280")
         middle = x + box_w / 2
-        parts.append(f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="8" fill="{fill}" '
-                     f'stroke="{stroke}" stroke-width="{2.5 if here else 1}"/>')
-        parts.append(f'<text x="{middle}" y="{y + 25}" text-anchor="middle" font-size="15" '
-                     f'font-weight="{"bold" if here else "normal"}" fill="#111">{html.escape(name)}</text>')
+        parts.append(
+            f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="8" fill="{fill}" '
+            f'stroke="{stroke}" stroke-width="{2.5 if here else 1}"/>'
+        )
+        parts.append(
+            f'<text x="{middle}" y="{y + 25}" text-anchor="middle" font-size="15" '
+            f'font-weight="{"bold" if here else "normal"}" fill="#111">{html.escape(name)}</text>'
+        )
         label = date + (f" · arXiv {arxiv}" if arxiv else "")
-        parts.append(f'<text x="{middle}" y="{y - 7}" text-anchor="middle" font-size="11" '
-                     f'fill="#444">{html.escape(label)}</text>')
+        parts.append(
+            f'<text x="{middle}" y="{y - 7}" text-anchor="middle" font-size="11" '
+            f'fill="#444">{html.escape(label)}</text>'
+        )
         for k, line in enumerate(textwrap.wrap(idea, 24)):
-            parts.append(f'<text x="{middle}" y="{y + box_h + 16 + 14 * k}" text-anchor="middle" '
-                         f'font-size="12" fill="#555">{html.escape(line)}</text>')
+            parts.append(
+                f'<text x="{middle}" y="{y + box_h + 16 + 14 * k}" text-anchor="middle" '
+                f'font-size="12" fill="#555">{html.escape(line)}</text>'
+            )
     for (x, y), (nx, ny) in zip(centres, centres[1:]):
         if ny == y:  # same row: a short arrow to the right
             path = f"M{x + box_w},{y + box_h / 2} L{nx - 2},{ny + box_h / 2}"
         else:  # from the end of the first row down and back to the start of the second
             drop = y + box_h + 48
             side = x + box_w + 12
-            path = (f"M{x + box_w},{y + box_h / 2} L{side},{y + box_h / 2} L{side},{drop} "
-                    f"L{nx + box_w / 2},{drop} L{nx + box_w / 2},{ny - 20}")
-        parts.append(f'<path d="{path}" fill="none" stroke="#888" stroke-width="1.5" '
-                     f'marker-end="url(#t2i-arrow)"/>')
+            path = (
+                f"M{x + box_w},{y + box_h / 2} L{side},{y + box_h / 2} L{side},{drop} "
+                f"L{nx + box_w / 2},{drop} L{nx + box_w / 2},{ny - 20}"
+            )
+        parts.append(
+            f'<path d="{path}" fill="none" stroke="#888" stroke-width="1.5" '
+            f'marker-end="url(#t2i-arrow)"/>'
+        )
     parts.append("</svg>")
     return HTML("".join(parts))
 
@@ -152,15 +202,23 @@ def run_info(scale: str, started: float):
     """Footer of every chapter: what produced the numbers on the page."""
     from IPython.display import Markdown
 
+    from .checkpoints import SESSION
     from .env import pick_device
 
     device = pick_device()
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"{device.type}, {torch.get_num_threads()} threads"
+    name = (
+        torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"{device.type}, {torch.get_num_threads()} threads"
+    )
     import matplotlib
+
     rows = [
         ("scale", scale),
         ("device", name),
-        ("wall time", f"{time.time() - started:.0f} s (including cached models)"),
+        ("wall time", f"{time.time() - started:.0f} s"),
+        ("models trained in this run", ", ".join(SESSION["trained"]) or "none"),
+        ("models loaded from the cache", ", ".join(SESSION["loaded"]) or "none"),
         ("python", platform.python_version()),
         ("torch", torch.__version__),
         ("t2i", t2i.__version__),
@@ -169,7 +227,6 @@ def run_info(scale: str, started: float):
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     return Markdown(f"| run info | |\n|---|---|\n{table}\n")
-
 
 
 def record(key: str, value):

@@ -32,8 +32,12 @@ class AutoEncoder(nn.Module):
     def __init__(self, config: AEConfig):
         super().__init__()
         self.config = config
-        self.encoder = ConvEncoder(config.in_channels, config.channels, config.image_size, config.latent_dim)
-        self.decoder = ConvDecoder(config.latent_dim, config.channels, config.image_size, config.in_channels)
+        self.encoder = ConvEncoder(
+            config.in_channels, config.channels, config.image_size, config.latent_dim
+        )
+        self.decoder = ConvDecoder(
+            config.latent_dim, config.channels, config.image_size, config.in_channels
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(B, C, H, W)`` -> codes ``(B, latent_dim)``."""
@@ -43,7 +47,9 @@ class AutoEncoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Codes ``(B, latent_dim)`` -> images ``(B, C, H, W)`` (clamp to [0, 1] to show)."""
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
-            raise ValueError(f"expected codes of shape (batch, {self.config.latent_dim}), got {tuple(z.shape)}")
+            raise ValueError(
+                f"expected codes of shape (batch, {self.config.latent_dim}), got {tuple(z.shape)}"
+            )
         return self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

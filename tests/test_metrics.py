@@ -1,0 +1,35 @@
+import math
+
+import torch
+
+from t2i import metrics
+
+
+def test_nearest_labels_follow_the_clusters():
+    codes = torch.cat(
+        [
+            torch.randn(50, 2) * 0.1 + torch.tensor([5.0, 0.0]),
+            torch.randn(50, 2) * 0.1 - torch.tensor([5.0, 0.0]),
+        ]
+    )
+    labels = torch.cat([torch.full((50,), 3), torch.full((50,), 7)])
+    query = torch.tensor([[4.0, 0.3], [-6.0, 0.0], [30.0, 1.0]])
+    assert metrics.nearest_labels(query, codes, labels, k=5).tolist() == [3, 7, 3]
+
+
+def test_class_mix_and_total_variation():
+    mix = metrics.class_mix(torch.tensor([0, 0, 1, 3]), num_classes=4)
+    assert mix.tolist() == [0.5, 0.25, 0.0, 0.25]
+    uniform = torch.full((4,), 0.25)
+    assert metrics.total_variation(uniform, uniform) == 0
+    assert math.isclose(
+        metrics.total_variation(
+            torch.tensor([1.0, 0, 0, 0]), torch.tensor([0, 1.0, 0, 0])
+        ),
+        1,
+    )
+    assert math.isclose(metrics.total_variation(mix, uniform), 0.25)
+
+
+def test_psnr():
+    assert math.isclose(metrics.psnr(0.01), 20.0)
