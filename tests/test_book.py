@@ -65,6 +65,7 @@ def test_benchmarks_page_quotes_the_measured_numbers(built_book):
     assert re.search(r"01_autoencoder", text)  # the execution table lists the chapter
     numbers = re.findall(r"\b0\.\d{4}\b", text)
     assert len(numbers) >= 4, "the glued MSE values are missing"
+    assert re.search(r"-?\d{2,3}\.\d\b", text), "the glued ELBO values are missing"
 
 
 def test_each_chapter_ran_within_the_tiny_budget(built_book):
@@ -77,3 +78,12 @@ def test_each_chapter_ran_within_the_tiny_budget(built_book):
     for record in chapters:
         seconds = record.data.get("execution_seconds")
         assert seconds is not None and seconds < 180, (record.uri, seconds)
+
+
+def test_vae_page_has_its_figures_and_numbers(built_book):
+    html = (built_book / "chapters" / "02_vae.html").read_text()
+    assert html.count('class="t2i-latent-explorer"') == 1
+    assert html.count('class="t2i-stepper"') == 2  # moon path and the beta control
+    text = re.sub(r"<[^>]+>", " ", html)
+    assert "test ELBO" in text and "importance-sampled log p(x)" in text
+    assert "What this run shows" in text

@@ -151,3 +151,47 @@ def test_other_pages_load_cleanly(open_page, path):
     page = open_page(path)
     assert page.title()
     assert page.errors == [] and page.foreign == []
+
+
+def stepper_pictures(page, index):
+    return page.evaluate(
+        f"Array.from(document.querySelectorAll('.t2i-stepper')[{index}].querySelectorAll('.st-img'))"
+        ".map(img => img.src)"
+    )
+
+
+def test_vae_page_two_panel_explorer_moves_both_models(open_page):
+    page = open_page("chapters/02_vae.html")
+    explorer = page.locator(".t2i-latent-explorer")
+    assert explorer.count() == 1 and explorer.locator(".lx-decoded").count() == 2
+    explorer.scroll_into_view_if_needed()
+    before = page.evaluate(
+        "Array.from(document.querySelectorAll('.lx-decoded')).map(c => c.toDataURL())"
+    )
+    explorer.locator("input.lx-y").focus()
+    for _ in range(6):
+        page.keyboard.press("ArrowUp")
+    after = page.evaluate(
+        "Array.from(document.querySelectorAll('.lx-decoded')).map(c => c.toDataURL())"
+    )
+    assert before[0] != after[0] and before[1] != after[1]
+    assert page.errors == [] and page.foreign == []
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["moon path", "beta"])
+def test_vae_page_steppers_change_their_pictures(open_page, index):
+    page = open_page("chapters/02_vae.html")
+    stepper = page.locator(".t2i-stepper").nth(index)
+    stepper.scroll_into_view_if_needed()
+    before, label_before = (
+        stepper_pictures(page, index),
+        stepper.locator(".st-label").inner_text(),
+    )
+    assert all(src.startswith("data:image/png") for src in before)
+    stepper.locator("input.st-range").focus()
+    page.keyboard.press("Home")
+    after = stepper_pictures(page, index)
+    assert after != before and stepper.locator(".st-label").inner_text() != label_before
+    page.keyboard.press("End")
+    assert stepper_pictures(page, index) not in (before, after)
+    assert page.errors == [] and page.foreign == []

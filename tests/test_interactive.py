@@ -1,6 +1,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,3 +94,44 @@ def test_loss_curves_draw_train_lines_and_test_markers():
     figure = interactive.loss_curves({"run": history}, live=True)
     modes = [trace.mode for trace in figure.data]
     assert modes == ["lines", "markers"]
+
+
+def shade(value):
+    return {
+        "first": np.full((4, 4), int(value * 50), np.uint8),
+        "second": np.full((4, 6, 3), 255 - int(value * 50), np.uint8),
+    }
+
+
+def test_static_stepper_precomputes_every_value():
+    page = interactive.image_stepper([1, 2, 3], shade, label="level", live=False).data
+    spec = json.loads(re.search(r'class="st-spec">(.*?)</script>', page, re.S).group(1))
+    assert spec["labels"] == ["1", "2", "3"]
+    assert len(spec["frames"]) == 3 and all(len(frame) == 2 for frame in spec["frames"])
+    assert len({frame[0] for frame in spec["frames"]}) == 3  # three different pictures
+    assert page.count('class="st-img"') == 2 and 'max="2"' in page
+
+
+def test_live_stepper_renders_values_that_were_never_precomputed():
+    seen = []
+
+    def render(value):
+        seen.append(value)
+        return shade(value)
+
+    control = interactive.image_stepper(
+        [1, 2, 3], render, live=True, live_range=(0.5, 4.0)
+    )
+    slider = control.children[0]
+    slider.value = 3.7
+    assert seen[-1] == 3.7
+    image = control.children[1].children[0].children[0]
+    assert image.value  # a PNG was produced
+
+
+def test_codes_image_places_codes_in_the_extent():
+    codes = torch.tensor([[-0.9, -0.9]])
+    picture = interactive.codes_image(codes, torch.tensor([3]), (-1, 1, -1, 1), size=50)
+    assert picture.shape == (50, 50, 3)
+    assert tuple(picture[47, 2]) != (255, 255, 255)  # near the bottom-left corner
+    assert tuple(picture[2, 47]) == (255, 255, 255)  # the top-right corner is empty

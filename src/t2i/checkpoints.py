@@ -28,7 +28,7 @@ from torch import nn
 from .env import cache_dir, seed_everything
 
 # Bump when a change to the library makes old cached weights meaningless.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 # What get_or_train did in this Python session, for the chapters' run-info footer.
 SESSION = {"trained": [], "loaded": []}

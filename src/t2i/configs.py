@@ -20,6 +20,7 @@ from typing import Any
 
 from .data import DataConfig
 from .models.ae import AEConfig
+from .models.vae import VAEConfig
 from .train import TrainConfig
 
 SCALES = ("tiny", "small", "full")
@@ -74,12 +75,67 @@ _AE = {
 }
 
 
-def autoencoder(scale: str, latent_dim: int = 2, **train_overrides: Any) -> Experiment:
-    """The chapter-1 autoencoder on MNIST at ``scale``."""
+def autoencoder(
+    scale: str, latent_dim: int = 2, binarize: bool = False, **train_overrides: Any
+) -> Experiment:
+    """The chapter-1 autoencoder on MNIST at ``scale`` (binarised pixels if asked)."""
     data, channels, train = _AE[check_scale(scale)]
     return Experiment(
         model=AEConfig(channels=channels, latent_dim=latent_dim),
         train=replace(train, **train_overrides),
-        data=data,
+        data=replace(data, binarize=binarize),
+        scale=scale,
+    )
+
+
+def vae(
+    scale: str,
+    latent_dim: int = 2,
+    body: str = "conv",
+    beta: float = 1.0,
+    **train_overrides: Any,
+) -> Experiment:
+    """The chapter-2 VAE on binarised MNIST; same conv widths and steps as the AE."""
+    data, channels, train = _AE[check_scale(scale)]
+    hidden = 256 if scale == "tiny" else 512
+    return Experiment(
+        model=VAEConfig(
+            latent_dim=latent_dim,
+            body=body,
+            channels=channels,
+            hidden=hidden,
+            beta=beta,
+        ),
+        train=replace(train, **train_overrides),
+        data=replace(data, binarize=True),
+        scale=scale,
+    )
+
+
+MOON_PHASES = (
+    (0.0, 0.35),
+    (0.65, 0.9),
+)  # in units of pi: no half moons (0.5) in training
+
+
+def moons(scale: str, model: str = "vae", **train_overrides: Any) -> Experiment:
+    """AE or VAE with a 2-D latent on procedural moon phases (the article's moon demo)."""
+    n_train = {"tiny": 2000, "small": 20_000, "full": 50_000}[check_scale(scale)]
+    steps = {"tiny": 1000, "small": 8000, "full": 20_000}[scale]
+    train = TrainConfig(
+        steps=steps, batch_size=64, lr=2e-3, log_every=50, checkpoint_every=400
+    )
+    if model == "ae":
+        config = AEConfig(channels=(16, 32), latent_dim=2)
+    elif model == "vae":
+        config = VAEConfig(channels=(16, 32), latent_dim=2, hidden=128)
+    else:
+        raise ValueError(f"unknown model {model!r}; use 'ae' or 'vae'")
+    return Experiment(
+        model=config,
+        train=replace(train, **train_overrides),
+        data=DataConfig(
+            name="moons", n_train=n_train, n_test=500, phase_ranges=MOON_PHASES
+        ),
         scale=scale,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from typing import Callable
@@ -356,3 +357,124 @@ def loss_curves(
 
 
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+
+
+def image_stepper(
+    values,
+    render: Callable,
+    *,
+    label: str = "value",
+    fmt: str = "{}",
+    width: int = 160,
+    live: bool | None = None,
+    live_range: tuple[float, float] | None = None,
+    log: bool = False,
+):
+    """A slider over ``values``; each value shows the images ``render(value)`` returns.
+
+    ``render`` maps a value to ``{title: uint8 image (H, W) or (H, W, 3)}``.
+    On the website every value is rendered at build time and JavaScript swaps
+    the pictures. In a live kernel the slider calls ``render`` on each move;
+    with ``live_range`` it is continuous between those bounds (log-scaled if
+    ``log``), so the reader can try values that were never precomputed.
+    """
+    values = list(values)
+    if _live(live):
+        return _live_stepper(values, render, label, fmt, width, live_range, log)
+    uid = "t2i-st-" + uuid.uuid4().hex[:8]
+    frames = [render(value) for value in values]
+    titles = list(frames[0])
+    spec = {
+        "labels": [fmt.format(value) for value in values],
+        "frames": [
+            ["data:image/png;base64," + png_base64(f[t]) for t in titles]
+            for f in frames
+        ],
+    }
+    boxes = "".join(
+        f'<figure style="margin:0;text-align:center"><img class="st-img" alt="{t}" '
+        f'style="width:{width}px;image-rendering:pixelated;border:1px solid #888">'
+        f'<figcaption style="font-size:13px">{t}</figcaption></figure>'
+        for t in titles
+    )
+    start = len(values) // 2
+    return HTML(f"""
+<div class="t2i-stepper" id="{uid}" style="font-family:sans-serif;font-size:14px">
+  <label>{label} <input type="range" class="st-range" min="0" max="{len(values) - 1}"
+    value="{start}" aria-label="{label}"></label> <b class="st-label"></b>
+  <div style="display:flex;gap:14px;flex-wrap:wrap;margin-top:6px">{boxes}</div>
+  <script type="application/json" class="st-spec">{_json_for_script(spec)}</script>
+</div>
+<script>{_STEPPER_JS % {"uid": uid}}</script>
+""")
+
+
+_STEPPER_JS = r"""
+(function () {
+  var root = document.getElementById("%(uid)s");
+  var spec = JSON.parse(root.querySelector(".st-spec").textContent);
+  var range = root.querySelector(".st-range"), images = root.querySelectorAll(".st-img");
+  function show() {
+    var frame = spec.frames[+range.value];
+    images.forEach(function (img, k) { img.src = frame[k]; });
+    root.querySelector(".st-label").textContent = spec.labels[+range.value];
+  }
+  range.addEventListener("input", show);
+  show();
+})();
+"""
+
+
+def _live_stepper(values, render, label, fmt, width, live_range, log):
+    import ipywidgets as widgets
+
+    if live_range is not None:
+        kind = widgets.FloatLogSlider if log else widgets.FloatSlider
+        bounds = (
+            {"min": math.log10(live_range[0]), "max": math.log10(live_range[1])}
+            if log
+            else {"min": live_range[0], "max": live_range[1]}
+        )
+        slider = kind(
+            value=values[len(values) // 2],
+            description=label,
+            continuous_update=False,
+            **bounds,
+        )
+    else:
+        slider = widgets.SelectionSlider(
+            options=[(fmt.format(v), v) for v in values],
+            value=values[len(values) // 2],
+            description=label,
+        )
+    first = render(slider.value)
+    images = {t: widgets.Image(format="png", width=width) for t in first}
+    boxes = [
+        widgets.VBox([images[t], widgets.HTML(f"<center>{t}</center>")]) for t in first
+    ]
+
+    def update(_=None):
+        for title, array in render(slider.value).items():
+            images[title].value = base64.b64decode(png_base64(array))
+
+    slider.observe(update, names="value")
+    update()
+    control = widgets.VBox([slider, widgets.HBox(boxes)])
+    control.update = update
+    return control
+
+
+def codes_image(
+    codes: torch.Tensor,
+    labels: torch.Tensor,
+    extent: tuple[float, float, float, float],
+    size: int = 220,
+) -> np.ndarray:
+    """A scatter of 2-D codes coloured by label, over a fixed extent, as an image."""
+    x0, x1, y0, y1 = extent
+    points = codes.detach().cpu().numpy()
+    normalised = [
+        [float((a - x0) / (x1 - x0)), float((b - y0) / (y1 - y0)), int(c)]
+        for (a, b), c in zip(points, labels.tolist())
+    ]
+    return scatter_image(normalised, size)

@@ -106,6 +106,9 @@ def show_source(obj, lines: tuple[int, int] | None = None):
     """
     from IPython.display import Markdown
 
+    obj = inspect.unwrap(
+        obj
+    )  # show the function, not a decorator's wrapper (torch.no_grad)
     source, first = inspect.getsourcelines(obj)
     if lines is not None:
         source, first = source[lines[0] - 1 : lines[1]], first + lines[0] - 1
