@@ -15,7 +15,14 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 ## make book: build the website into _build/html (chapters are executed at SCALE=tiny)
+## jupyter-cache re-runs a chapter only when the notebook changes, so a change to
+## the library (src/) clears the executed outputs to keep every page honest.
 book: $(STAMP)
+	@hash=$$(find src -name '*.py' | sort | xargs cat | sha256sum | cut -c1-16); \
+	if [ "$$(cat _build/.src-hash 2>/dev/null)" != "$$hash" ]; then \
+	  rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute; \
+	  mkdir -p _build && echo "$$hash" > _build/.src-hash; \
+	fi
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo "Open _build/html/index.html in a browser (or: $(PY) -m http.server -d _build/html)"
 
