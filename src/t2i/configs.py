@@ -98,7 +98,9 @@ def vae(
     """The chapter-2 VAE on binarised MNIST; same conv widths and steps as the AE."""
     data, channels, train = _AE[check_scale(scale)]
     hidden = 256 if scale == "tiny" else 512
-    if body == "mlp" and scale == "tiny":  # the MLP learns fast; keeps chapter 2 under 3 min
+    if (
+        body == "mlp" and scale == "tiny"
+    ):  # the MLP learns fast; keeps chapter 2 under 3 min
         train = replace(train, steps=1000)
     return Experiment(
         model=VAEConfig(

@@ -1,0 +1,145 @@
+"""Vector quantisation: snap each encoder vector to its nearest codebook entry.
+
+    index  = argmin_k || z - e_k ||^2                      (a k-means assignment)
+    z_q    = e_index
+    output = z + sg(z_q - z)                               (straight-through estimator)
+    loss   = || sg(z) - z_q ||^2  +  beta * || z - sg(z_q) ||^2
+             codebook loss           commitment loss
+
+``sg`` is stop-gradient (``.detach()``). The forward pass outputs the code
+vector; the backward pass copies the decoder's gradient to the encoder as if
+quantisation were the identity. With ``ema=True`` the codebook is not trained
+by the codebook loss but moved towards the mean of the vectors assigned to
+each code (an online k-means). With ``restart_dead=True`` codes that stop being
+used are re-seeded with encoder outputs from the current batch, the usual cure
+for codebook collapse.
+Reference: van den Oord et al., "Neural Discrete Representation Learning",
+arXiv:1711.00937 (appendix for the EMA update).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+@dataclass(frozen=True)
+class VQConfig:
+    num_codes: int = 512  # K, the codebook size
+    code_dim: int = 64  # D, the size of each code vector
+    beta: float = 0.25  # commitment weight
+    ema: bool = False  # update codes by moving averages instead of the codebook loss
+    decay: float = 0.99  # EMA decay
+    restart_dead: bool = False  # re-seed codes whose usage falls below dead_usage
+    dead_usage: float = 0.03  # EMA of assignments per batch below which a code is dead
+
+
+@dataclass
+class Quantized:
+    """What the quantiser returns; always the same fields."""
+
+    vectors: (
+        torch.Tensor
+    )  # (B, D, H, W), straight-through: forward = codes, backward = identity
+    indices: torch.Tensor  # (B, H, W) code index per position
+    loss: torch.Tensor  # codebook + commitment (only commitment when ema=True)
+    perplexity: (
+        torch.Tensor
+    )  # exp(entropy of code usage in the batch): 1 = collapse, K = uniform
+
+
+def nearest_codes(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest codebook row for each row of ``flat`` (squared L2)."""
+    distances = (
+        flat.pow(2).sum(1, keepdim=True)
+        - 2 * flat @ codebook.T
+        + codebook.pow(2).sum(1)[None, :]
+    )  # (N, K)
+    return distances.argmin(dim=1)
+
+
+class VectorQuantizer(nn.Module):
+    def __init__(self, config: VQConfig):
+        super().__init__()
+        self.config = config
+        k, d = config.num_codes, config.code_dim
+        self.codebook = nn.Parameter(torch.empty(k, d).uniform_(-1 / k, 1 / k))
+        if config.ema:
+            self.codebook.requires_grad_(False)
+            self.register_buffer("ema_count", torch.zeros(k))
+            self.register_buffer("ema_sum", self.codebook.detach().clone())
+        self.register_buffer("usage", torch.ones(k))  # EMA of assignments per batch
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code grid ``(B, H, W)`` -> code vectors ``(B, D, H, W)``, for decoding."""
+        return rearrange(self.codebook[indices], "b h w d -> b d h w")
+
+    def forward(self, z: torch.Tensor) -> Quantized:
+        """Encoder output ``(B, D, H, W)`` -> quantised vectors, code indices, loss."""
+        if z.ndim != 4 or z.shape[1] != self.config.code_dim:
+            raise ValueError(
+                f"expected encoder output of shape (batch, {self.config.code_dim}, height, width), "
+                f"got {tuple(z.shape)}"
+            )
+        b, _, h, w = z.shape
+        flat = rearrange(z, "b d h w -> (b h w) d")
+        indices = nearest_codes(flat.detach(), self.codebook.detach())
+        codes = self.codebook[indices]  # (N, D)
+        one_hot = F.one_hot(indices, self.config.num_codes).type(flat.dtype)  # (N, K)
+
+        if self.training:
+            with torch.no_grad():
+                counts = one_hot.sum(0)
+                self.usage.mul_(self.config.decay).add_(
+                    counts, alpha=1 - self.config.decay
+                )
+                if self.config.ema:
+                    self._ema_update(counts, one_hot.T @ flat.detach())
+                if self.config.restart_dead:
+                    self._restart_dead(flat.detach())
+
+        commitment = F.mse_loss(flat, codes.detach())
+        if self.config.ema:
+            loss = self.config.beta * commitment
+        else:
+            loss = F.mse_loss(codes, flat.detach()) + self.config.beta * commitment
+        straight_through = (
+            flat + (codes - flat).detach()
+        )  # forward: codes; backward: identity
+        probabilities = one_hot.mean(0)
+        perplexity = torch.exp(
+            -(probabilities * torch.log(probabilities + 1e-10)).sum()
+        )
+        return Quantized(
+            vectors=rearrange(straight_through, "(b h w) d -> b d h w", b=b, h=h, w=w),
+            indices=indices.view(b, h, w),
+            loss=loss,
+            perplexity=perplexity,
+        )
+
+    def _ema_update(self, counts: torch.Tensor, sums: torch.Tensor) -> None:
+        """Move each code to the running mean of the vectors assigned to it."""
+        decay, k = self.config.decay, self.config.num_codes
+        self.ema_count.mul_(decay).add_(counts, alpha=1 - decay)
+        self.ema_sum.mul_(decay).add_(sums, alpha=1 - decay)
+        total = self.ema_count.sum()
+        smoothed = (
+            (self.ema_count + 1e-5) / (total + k * 1e-5) * total
+        )  # Laplace smoothing
+        self.codebook.data.copy_(self.ema_sum / smoothed[:, None])
+
+    def _restart_dead(self, flat: torch.Tensor) -> None:
+        """Re-seed codes whose usage has fallen below ``dead_usage`` with batch vectors."""
+        dead = (self.usage < self.config.dead_usage).nonzero().squeeze(1)
+        if len(dead) == 0:
+            return
+        chosen = flat[torch.randint(len(flat), (len(dead),), device=flat.device)]
+        self.codebook.data[dead] = chosen
+        self.usage[dead] = 1.0  # give the new codes time before judging them again
+        if self.config.ema:
+            self.ema_count[dead] = 1.0
+            self.ema_sum[dead] = chosen

@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+from t2i.quantize import VectorQuantizer, VQConfig, nearest_codes
+
+
+def make(**overrides):
+    torch.manual_seed(0)
+    settings = dict(num_codes=16, code_dim=4)
+    settings.update(overrides)
+    vq = VectorQuantizer(VQConfig(**settings))
+    vq.codebook.data.normal_()
+    if vq.config.ema:
+        vq.ema_sum.copy_(vq.codebook.data)
+    return vq
+
+
+def test_returns_exactly_the_nearest_code_against_brute_force():
+    vq = make()
+    z = torch.randn(3, 4, 5, 6)
+    out = vq(z)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 4)
+    brute = torch.tensor(
+        [
+            min(range(16), key=lambda k: ((v - vq.codebook[k]) ** 2).sum().item())
+            for v in flat
+        ]
+    )
+    assert torch.equal(out.indices.reshape(-1), brute)
+    assert torch.equal(nearest_codes(flat, vq.codebook.detach()), brute)
+
+
+def test_eval_output_equals_lookup_of_its_indices():
+    vq = make().eval()
+    out = vq(torch.randn(2, 4, 3, 3))
+    assert torch.allclose(out.vectors, vq.lookup(out.indices))
+
+
+def test_straight_through_reaches_the_encoder_but_not_the_codebook():
+    vq = make()
+    z = torch.randn(2, 4, 3, 3, requires_grad=True)
+    out = vq(z)
+    (
+        out.vectors * torch.randn_like(out.vectors)
+    ).sum().backward()  # a "decoder" loss only
+    assert z.grad is not None and z.grad.abs().sum() > 0
+    assert vq.codebook.grad is None or vq.codebook.grad.abs().sum() == 0
+    # the gradient is copied unchanged: d(output)/dz is the identity
+    z2 = z.detach().clone().requires_grad_(True)
+    vq(z2).vectors.sum().backward()
+    assert torch.allclose(z2.grad, torch.ones_like(z2))
+
+
+def test_codebook_loss_moves_codes_and_commitment_moves_the_encoder():
+    vq = make(beta=0.25)
+    z = torch.randn(2, 4, 3, 3, requires_grad=True)
+    vq(z).loss.backward()
+    used = vq(z.detach()).indices.unique()
+    assert vq.codebook.grad[used].abs().sum() > 0
+    unused = torch.tensor([k for k in range(16) if k not in used.tolist()])
+    assert vq.codebook.grad[unused].abs().sum() == 0
+    assert z.grad.abs().sum() > 0
+
+
+def test_ema_update_matches_its_formula():
+    vq = make(ema=True, decay=0.9)
+    before_count, before_sum = vq.ema_count.clone(), vq.ema_sum.clone()
+    z = torch.randn(1, 4, 2, 5)
+    out = vq.train()(z)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 4)
+    one_hot = torch.nn.functional.one_hot(out.indices.reshape(-1), 16).float()
+    count = 0.9 * before_count + 0.1 * one_hot.sum(0)
+    total_sum = 0.9 * before_sum + 0.1 * one_hot.T @ flat
+    n = count.sum()
+    smoothed = (count + 1e-5) / (n + 16 * 1e-5) * n
+    assert torch.allclose(vq.ema_count, count)
+    assert torch.allclose(vq.codebook, total_sum / smoothed[:, None], atol=1e-5)
+    assert not vq.codebook.requires_grad
+
+
+def test_dead_codes_are_restarted_onto_data():
+    vq = make(restart_dead=True, dead_usage=0.5, decay=0.5)
+    vq.codebook.data[8:] += 100.0  # codes 8..15 are far from all data: never chosen
+    z = torch.randn(4, 4, 4, 4)
+    for _ in range(3):
+        vq.train()(z)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 4)
+    for k in range(8, 16):
+        assert (vq.codebook[k] - flat).abs().sum(1).min() < 1e-6, (
+            f"code {k} was not restarted"
+        )
+
+
+def test_collapse_shows_in_perplexity():
+    vq = make()
+    vq.codebook.data[1:] += 100.0  # only code 0 is reachable
+    assert vq(torch.randn(2, 4, 3, 3)).perplexity.item() == pytest.approx(1.0)
+    vq = make()
+    spread = (
+        vq.codebook.detach()[:, :, None, None].permute(1, 0, 2, 3).reshape(1, 4, 16, 1)
+    )
+    assert vq.eval()(spread).perplexity.item() == pytest.approx(16.0, rel=1e-3)
+
+
+def test_wrong_shape_is_refused():
+    with pytest.raises(ValueError, match=r"\(batch, 4, height, width\)"):
+        make()(torch.randn(2, 3, 4, 4))
