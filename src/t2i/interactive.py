@@ -128,7 +128,6 @@ def latent_explorer(
 
 
 def _static_latent_explorer(panels: list[LatentPanel], steps: int) -> HTML:
-    uid = "t2i-lx-" + uuid.uuid4().hex[:8]
     spec = {"steps": steps, "colors": DIGIT_COLORS, "panels": []}
     for panel in panels:
         sprite = panel.sprite(steps)
@@ -144,8 +143,7 @@ def _static_latent_explorer(panels: list[LatentPanel], steps: int) -> HTML:
             }
         )
     middle = steps // 2
-    return HTML(f"""
-<div class="t2i-latent-explorer" id="{uid}" style="font-family:sans-serif;font-size:14px">
+    controls = f"""
   <div style="display:flex;gap:1.5em;flex-wrap:wrap;align-items:center;margin-bottom:6px">
     <label>z<sub>1</sub> <input type="range" class="lx-x" min="0" max="{steps - 1}" value="{middle}"
       aria-label="first latent coordinate"></label>
@@ -153,10 +151,23 @@ def _static_latent_explorer(panels: list[LatentPanel], steps: int) -> HTML:
       aria-label="second latent coordinate"></label>
     <span style="color:#666">drag the sliders or click in the scatter</span>
   </div>
-  <div class="lx-panels" style="display:flex;gap:2em;flex-wrap:wrap"></div>
-  <script type="application/json" class="lx-spec">{_json_for_script(spec)}</script>
+  <div class="lx-panels" style="display:flex;gap:2em;flex-wrap:wrap"></div>"""
+    return _static_figure(
+        "t2i-latent-explorer", "lx-spec", controls, spec, _LATENT_EXPLORER_JS
+    )
+
+
+def _static_figure(
+    css_class: str, spec_class: str, body: str, spec: dict, script: str
+) -> HTML:
+    """A no-kernel figure: its markup, its precomputed data as JSON, and the
+    script (with ``%(uid)s`` for the figure's id) that brings it to life."""
+    uid = f"{css_class}-{uuid.uuid4().hex[:8]}"
+    return HTML(f"""
+<div class="{css_class}" id="{uid}" style="font-family:sans-serif;font-size:14px">{body}
+  <script type="application/json" class="{spec_class}">{_json_for_script(spec)}</script>
 </div>
-<script>{_LATENT_EXPLORER_JS % {"uid": uid}}</script>
+<script>{script % {"uid": uid}}</script>
 """)
 
 
@@ -278,7 +289,6 @@ def _live_latent_explorer(panels: list[LatentPanel], steps: int):
         for panel, _, s, i in views
     ]
     control = widgets.VBox([widgets.HBox(sliders), widgets.HBox(boxes)])
-    control.update = update  # handy in tests: run the decoder for the current values
     return control
 
 
@@ -381,7 +391,6 @@ def image_stepper(
     values = list(values)
     if _live(live):
         return _live_stepper(values, render, label, fmt, width, live_range, log)
-    uid = "t2i-st-" + uuid.uuid4().hex[:8]
     frames = [render(value) for value in values]
     titles = list(frames[0])
     spec = {
@@ -398,15 +407,11 @@ def image_stepper(
         for t in titles
     )
     start = len(values) // 2
-    return HTML(f"""
-<div class="t2i-stepper" id="{uid}" style="font-family:sans-serif;font-size:14px">
+    controls = f"""
   <label>{label} <input type="range" class="st-range" min="0" max="{len(values) - 1}"
     value="{start}" aria-label="{label}"></label> <b class="st-label"></b>
-  <div style="display:flex;gap:14px;flex-wrap:wrap;margin-top:6px">{boxes}</div>
-  <script type="application/json" class="st-spec">{_json_for_script(spec)}</script>
-</div>
-<script>{_STEPPER_JS % {"uid": uid}}</script>
-""")
+  <div style="display:flex;gap:14px;flex-wrap:wrap;margin-top:6px">{boxes}</div>"""
+    return _static_figure("t2i-stepper", "st-spec", controls, spec, _STEPPER_JS)
 
 
 _STEPPER_JS = r"""
@@ -460,7 +465,6 @@ def _live_stepper(values, render, label, fmt, width, live_range, log):
     slider.observe(update, names="value")
     update()
     control = widgets.VBox([slider, widgets.HBox(boxes)])
-    control.update = update
     return control
 
 
