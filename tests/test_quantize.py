@@ -105,3 +105,12 @@ def test_collapse_shows_in_perplexity():
 def test_wrong_shape_is_refused():
     with pytest.raises(ValueError, match=r"\(batch, 4, height, width\)"):
         make()(torch.randn(2, 3, 4, 4))
+
+
+def test_restarts_seed_the_whole_codebook_from_the_first_batch():
+    vq = make(restart_dead=True)
+    z = torch.randn(2, 4, 4, 4) * 5
+    vq.train()(z)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 4)
+    distance = (vq.codebook.detach()[:, None] - flat[None]).abs().sum(-1).min(1).values
+    assert (distance < 1e-5).all()

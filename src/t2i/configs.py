@@ -18,9 +18,13 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .checkpoints import config_hash
 from .data import DataConfig
 from .models.ae import AEConfig
+from .models.pixelcnn import PixelCNNConfig
 from .models.vae import VAEConfig
+from .models.vqvae import VQVAEConfig
+from .quantize import VQConfig
 from .train import TrainConfig
 
 SCALES = ("tiny", "small", "full")
@@ -48,6 +52,9 @@ class Experiment:
     train: TrainConfig
     data: DataConfig
     scale: str
+    source: str = (
+        ""  # what the training data is derived from, e.g. a VQ-VAE's cache key
+    )
 
 
 _AE = {
@@ -93,9 +100,14 @@ def vae(
     latent_dim: int = 2,
     body: str = "conv",
     beta: float = 1.0,
+    binarize: bool = True,
     **train_overrides: Any,
 ) -> Experiment:
-    """The chapter-2 VAE on binarised MNIST; same conv widths and steps as the AE."""
+    """The chapter-2 VAE on binarised MNIST; same conv widths and steps as the AE.
+
+    ``binarize=False`` trains it on grey digits (cross-entropy against grey
+    values), to compare with models that see grey images.
+    """
     data, channels, train = _AE[check_scale(scale)]
     hidden = 256 if scale == "tiny" else 512
     if (
@@ -111,7 +123,7 @@ def vae(
             beta=beta,
         ),
         train=replace(train, **train_overrides),
-        data=replace(data, binarize=True),
+        data=replace(data, binarize=binarize),
         scale=scale,
     )
 
@@ -142,4 +154,105 @@ def moons(scale: str, model: str = "vae", **train_overrides: Any) -> Experiment:
             name="moons", n_train=n_train, n_test=500, phase_ranges=MOON_PHASES
         ),
         scale=scale,
+    )
+
+
+_VQVAE = {
+    # data, (image channels, size), encoder widths, K, D, train
+    "tiny": (
+        DataConfig(source="sample"),
+        (1, 28),
+        (32, 64),
+        128,
+        16,
+        TrainConfig(
+            steps=800, batch_size=64, lr=2e-3, log_every=20, checkpoint_every=400
+        ),
+    ),
+    "small": (
+        DataConfig(name="cifar10", source="torchvision"),
+        (3, 32),
+        (128, 256),
+        512,
+        64,
+        TrainConfig(
+            steps=25_000, batch_size=128, lr=1e-3, log_every=100, checkpoint_every=1000
+        ),
+    ),
+    "full": (
+        DataConfig(name="cifar10", source="torchvision"),
+        (3, 32),
+        (128, 256),
+        512,
+        64,
+        TrainConfig(
+            steps=250_000, batch_size=128, lr=2e-4, log_every=100, checkpoint_every=5000
+        ),
+    ),
+}
+
+
+def vqvae(
+    scale: str,
+    ema: bool = True,
+    restart_dead: bool = True,
+    **train_overrides: Any,
+) -> Experiment:
+    """The chapter-3 VQ-VAE: MNIST at tiny scale, CIFAR-10 32x32 (K=512, D=64) above.
+
+    ``ema=False, restart_dead=False`` is the plain recipe that tends to collapse.
+    """
+    data, (c, size), widths, k, d, train = _VQVAE[check_scale(scale)]
+    vq = VQConfig(
+        num_codes=k, code_dim=d, beta=0.25, ema=ema, restart_dead=restart_dead
+    )
+    return Experiment(
+        model=VQVAEConfig(
+            in_channels=c,
+            image_size=size,
+            channels=widths,
+            residual_blocks=1 if scale == "tiny" else 2,
+            vq=vq,
+        ),
+        train=replace(train, **train_overrides),
+        data=data,
+        scale=scale,
+    )
+
+
+def pixelcnn_prior(
+    scale: str, codes_from: Experiment, **train_overrides: Any
+) -> Experiment:
+    """A class-conditional gated PixelCNN over the code grids of ``codes_from`` (a VQ-VAE).
+
+    The VQ-VAE's cache key is part of this experiment's key: retrain the
+    VQ-VAE and the prior is retrained too.
+    """
+    vq_model = codes_from.model
+    channels, layers = {"tiny": (64, 6), "small": (128, 12), "full": (256, 15)}[
+        check_scale(scale)
+    ]
+    train = {
+        "tiny": TrainConfig(
+            steps=1000, batch_size=64, lr=2e-3, log_every=50, checkpoint_every=500
+        ),
+        "small": TrainConfig(
+            steps=30_000, batch_size=128, lr=1e-3, log_every=100, checkpoint_every=1000
+        ),
+        "full": TrainConfig(
+            steps=200_000, batch_size=128, lr=3e-4, log_every=100, checkpoint_every=5000
+        ),
+    }[scale]
+    return Experiment(
+        model=PixelCNNConfig(
+            num_codes=vq_model.vq.num_codes,
+            grid_size=vq_model.grid_size,
+            channels=channels,
+            layers=layers,
+            kernel_size=5 if scale == "tiny" else 7,
+        ),
+        train=replace(train, **train_overrides),
+        data=codes_from.data,
+        scale=scale,
+        source=f"vqvae-{config_hash('vqvae', codes_from)}",
     )

@@ -130,6 +130,33 @@ def load_mnist(
     return images, labels
 
 
+def load_cifar10(
+    split: str = "train", root: Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10 (50,000 + 10,000 colour images, 32x32) through torchvision.
+
+    There is no offline copy: the tiny scale uses MNIST instead, and the
+    ``small`` and ``full`` scales need one download (about 170 MB).
+    """
+    from torchvision.datasets import CIFAR10
+
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
+    root = Path(root) if root is not None else data_dir()
+    try:
+        dataset = CIFAR10(str(root), train=split == "train", download=True)
+    except (RuntimeError, OSError) as error:
+        raise ConnectionError(
+            f"could not load CIFAR-10 into {root} ({error}). On an offline machine copy "
+            f"cifar-10-batches-py/ there by hand (or set T2I_DATA), or run the chapter "
+            f"with SCALE = 'tiny', which uses MNIST."
+        ) from error
+    images = (
+        torch.as_tensor(np.asarray(dataset.data)).permute(0, 3, 1, 2).float() / 255.0
+    )
+    return images, torch.as_tensor(dataset.targets, dtype=torch.long)
+
+
 def load(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The data set a :class:`DataConfig` describes: ``(images, labels)``.
 
@@ -139,9 +166,13 @@ def load(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if config.name == "moons":
         seed = 0 if split == "train" else 1
         return moon_dataset(limit or 2000, config.phase_ranges, seed=seed)
+    if config.name == "cifar10":
+        images, labels = load_cifar10(split)
+        return images[:limit], labels[:limit]
     if config.name != "mnist":
         raise ValueError(
-            f"unknown data set {config.name!r}; this version of t2i knows 'mnist' and 'moons'"
+            f"unknown data set {config.name!r}; this version of t2i knows 'mnist', "
+            f"'cifar10' and 'moons'"
         )
     images, labels = load_mnist(split, config.source, limit=limit)
     return (

@@ -99,3 +99,24 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+
+class ResidualBlock(nn.Module):
+    """``x + conv1x1(gelu(conv3x3(gelu(x))))``: the VQ-VAE paper's residual block.
+
+    It keeps shape and resolution, so it can be stacked anywhere in an encoder
+    or decoder to add depth without changing the code grid.
+    """
+
+    def __init__(self, channels: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or channels // 2
+        self.net = nn.Sequential(
+            nn.GELU(),
+            nn.Conv2d(channels, hidden, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hidden, channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)

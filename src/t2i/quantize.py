@@ -12,7 +12,8 @@ quantisation were the identity. With ``ema=True`` the codebook is not trained
 by the codebook loss but moved towards the mean of the vectors assigned to
 each code (an online k-means). With ``restart_dead=True`` codes that stop being
 used are re-seeded with encoder outputs from the current batch, the usual cure
-for codebook collapse.
+for codebook collapse (all codes count as unused at the first step, so this
+also initialises the codebook from data).
 Reference: van den Oord et al., "Neural Discrete Representation Learning",
 arXiv:1711.00937 (appendix for the EMA update).
 """
@@ -36,6 +37,9 @@ class VQConfig:
     decay: float = 0.99  # EMA decay
     restart_dead: bool = False  # re-seed codes whose usage falls below dead_usage
     dead_usage: float = 0.03  # EMA of assignments per batch below which a code is dead
+    restart_grace: float = (
+        0.1  # usage a restarted code starts with (~120 steps to prove itself)
+    )
 
 
 @dataclass
@@ -72,7 +76,10 @@ class VectorQuantizer(nn.Module):
             self.codebook.requires_grad_(False)
             self.register_buffer("ema_count", torch.zeros(k))
             self.register_buffer("ema_sum", self.codebook.detach().clone())
-        self.register_buffer("usage", torch.ones(k))  # EMA of assignments per batch
+        # EMA of assignments per batch. It starts at 0, so with restart_dead the
+        # first training batch re-seeds every code with an encoder output: the
+        # codebook starts where the data is, not in a tiny box around 0.
+        self.register_buffer("usage", torch.zeros(k))
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Code grid ``(B, H, W)`` -> code vectors ``(B, D, H, W)``, for decoding."""
@@ -87,6 +94,9 @@ class VectorQuantizer(nn.Module):
             )
         b, _, h, w = z.shape
         flat = rearrange(z, "b d h w -> (b h w) d")
+        if self.training and self.config.restart_dead:
+            with torch.no_grad():  # before assigning, so this batch already uses them
+                self._restart_dead(flat.detach())
         indices = nearest_codes(flat.detach(), self.codebook.detach())
         codes = self.codebook[indices]  # (N, D)
         one_hot = F.one_hot(indices, self.config.num_codes).type(flat.dtype)  # (N, K)
@@ -99,8 +109,6 @@ class VectorQuantizer(nn.Module):
                 )
                 if self.config.ema:
                     self._ema_update(counts, one_hot.T @ flat.detach())
-                if self.config.restart_dead:
-                    self._restart_dead(flat.detach())
 
         commitment = F.mse_loss(flat, codes.detach())
         if self.config.ema:
@@ -139,7 +147,9 @@ class VectorQuantizer(nn.Module):
             return
         chosen = flat[torch.randint(len(flat), (len(dead),), device=flat.device)]
         self.codebook.data[dead] = chosen
-        self.usage[dead] = 1.0  # give the new codes time before judging them again
+        self.usage[dead] = (
+            self.config.restart_grace
+        )  # time to win data before judged again
         if self.config.ema:
             self.ema_count[dead] = 1.0
             self.ema_sum[dead] = chosen

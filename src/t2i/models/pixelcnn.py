@@ -1,0 +1,265 @@
+"""Gated PixelCNN: an autoregressive prior over a grid of discrete codes.
+
+The grid is read in raster order (row by row, left to right) and the model
+predicts each code from the codes before it:
+
+    p(c) = prod_t p(c_t | c_<t, class)
+
+One convolutional pass computes all these conditionals at once, because the
+convolutions are *masked*: the kernel weights that would look at the current
+or a later position are zeroed. The first layer uses mask A (the centre is
+hidden: position t must not see its own code); later layers use mask B (the
+centre is visible, since by then it only holds information about c_<t).
+
+A plain stack of masked k x k convolutions has a *blind spot*: a wedge of
+positions up and to the right that it never sees, however deep it is. The
+gated PixelCNN splits the network into a vertical stack (all rows above) and
+a horizontal stack (the current row to the left) that feeds from it, which
+removes the blind spot, and replaces ReLUs by gates
+``tanh(W_f * x) * sigmoid(W_g * x)``. A class label enters every gate as a
+learned bias (a one-hot vector times a matrix, i.e. an embedding).
+Reference: van den Oord et al., "Conditional Image Generation with PixelCNN
+Decoders", arXiv:1606.05328.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..sample import sample_logits
+
+
+def causal_mask(kernel_size: int, kind: str, include_centre: bool) -> torch.Tensor:
+    """0/1 mask of shape ``(k, k)`` (``(1, k)`` for "horizontal").
+
+    * "full": rows above, and the current row left of the centre (plain PixelCNN);
+    * "vertical": rows above only (the centre row too with ``include_centre``,
+      which is safe after the first layer because those features already
+      depend on rows above alone);
+    * "horizontal": the current row left of the centre.
+    ``include_centre`` is mask B; without it, mask A.
+    """
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    c = kernel_size // 2
+    if kind == "horizontal":
+        mask = torch.zeros(1, kernel_size)
+        mask[0, : c + include_centre] = 1
+        return mask
+    mask = torch.zeros(kernel_size, kernel_size)
+    if kind == "vertical":
+        mask[: c + include_centre] = 1
+    elif kind == "full":
+        mask[:c] = 1
+        mask[c, : c + include_centre] = 1
+    else:
+        raise ValueError(
+            f"unknown mask kind {kind!r}; use full, vertical or horizontal"
+        )
+    return mask
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A same-size convolution whose kernel is multiplied by a fixed causal mask."""
+
+    def __init__(self, in_channels: int, out_channels: int, mask: torch.Tensor):
+        kh, kw = mask.shape
+        super().__init__(
+            in_channels, out_channels, (kh, kw), padding=(kh // 2, kw // 2)
+        )
+        self.register_buffer("mask", mask[None, None].clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+def plain_pixelcnn(channels: int, layers: int, kernel_size: int = 3) -> nn.Sequential:
+    """The original PixelCNN body: mask A, then mask B convolutions with ReLUs.
+
+    Used here to show its blind spot next to the gated stacks.
+    """
+    body: list[nn.Module] = []
+    for i in range(layers):
+        mask = causal_mask(kernel_size, "full", include_centre=i > 0)
+        body += [MaskedConv2d(channels, channels, mask), nn.ReLU()]
+    return nn.Sequential(*body[:-1])
+
+
+def gate(x: torch.Tensor) -> torch.Tensor:
+    """``tanh(a) * sigmoid(b)`` for the two halves of the channel axis."""
+    value, gate_ = x.chunk(2, dim=1)
+    return torch.tanh(value) * torch.sigmoid(gate_)
+
+
+class GatedLayer(nn.Module):
+    """One vertical + horizontal pair; the vertical stack feeds the horizontal one."""
+
+    def __init__(
+        self, channels: int, kernel_size: int, first: bool, num_conditions: int
+    ):
+        super().__init__()
+        b = not first  # mask B everywhere but in the first layer
+        self.first = first
+        self.vertical = MaskedConv2d(
+            channels, 2 * channels, causal_mask(kernel_size, "vertical", b)
+        )
+        self.horizontal = MaskedConv2d(
+            channels, 2 * channels, causal_mask(kernel_size, "horizontal", b)
+        )
+        self.vertical_to_horizontal = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.horizontal_out = nn.Conv2d(channels, channels, 1)
+        self.condition = nn.Embedding(num_conditions, 2 * channels)
+
+    def forward(
+        self, v: torch.Tensor, h: torch.Tensor, label: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        bias = self.condition(label)[:, :, None, None]
+        v_features = self.vertical(v)
+        h_features = self.horizontal(h) + self.vertical_to_horizontal(v_features)
+        h_new = self.horizontal_out(gate(h_features + bias))
+        if not self.first:  # a residual in layer 1 would pass the current code through
+            h_new = h_new + h
+        return gate(v_features + bias), h_new
+
+
+@dataclass(frozen=True)
+class PixelCNNConfig:
+    num_codes: int = 512  # K: the vocabulary (codebook size, or 256 grey levels)
+    grid_size: int = 8  # the grid is grid_size x grid_size
+    channels: int = 64
+    layers: int = 8
+    kernel_size: int = 5
+    num_classes: int = 10  # 0 for an unconditional model
+    class_dropout: float = 0.1  # train with "no class" this often: one model, both uses
+
+
+class GatedPixelCNN(nn.Module):
+    def __init__(self, config: PixelCNNConfig):
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.embed = nn.Embedding(config.num_codes, c)
+        self.layers = nn.ModuleList(
+            GatedLayer(
+                c,
+                config.kernel_size,
+                first=i == 0,
+                num_conditions=config.num_classes + 1,
+            )
+            for i in range(config.layers)
+        )
+        self.head = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv2d(c, 4 * c, 1),
+            nn.ReLU(),
+            nn.Conv2d(4 * c, config.num_codes, 1),
+        )
+
+    @property
+    def no_class(self) -> int:
+        """The label index that means "unconditional"."""
+        return self.config.num_classes
+
+    def _labels(self, labels: torch.Tensor | None, n: int, device) -> torch.Tensor:
+        if labels is None:
+            return torch.full((n,), self.no_class, dtype=torch.long, device=device)
+        labels = torch.as_tensor(labels, device=device).long()
+        if labels.min() < 0 or labels.max() > self.no_class:
+            raise ValueError(
+                f"labels must lie in [0, {self.config.num_classes}) "
+                f"(or {self.no_class} / None for no class), got {labels.tolist()}"
+            )
+        return labels.expand(n) if labels.ndim == 0 else labels
+
+    def from_embedded(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K, h, w)`` from embedded codes ``(B, C, h, w)``."""
+        v = h = x
+        for layer in self.layers:
+            v, h = layer(v, h, labels)
+        return self.head(h)
+
+    def logits(
+        self, codes: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Code grids ``(B, h, w)`` -> logits ``(B, K, h, w)``; position t sees only c_<t."""
+        g, k = self.config.grid_size, self.config.num_codes
+        if codes.ndim != 3 or codes.shape[1:] != (g, g):
+            raise ValueError(
+                f"expected code grids of shape (batch, {g}, {g}), got {tuple(codes.shape)}"
+            )
+        if codes.min() < 0 or codes.max() >= k:
+            raise ValueError(
+                f"codes must lie in [0, {k}); got {codes.min()}..{codes.max()}"
+            )
+        x = self.embed(codes).permute(0, 3, 1, 2)
+        return self.from_embedded(x, self._labels(labels, len(codes), codes.device))
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        codes = batch[0]
+        labels = batch[1] if len(batch) > 1 and self.config.num_classes else None
+        labels = self._labels(labels, len(codes), codes.device)
+        if self.training and self.config.class_dropout:
+            dropped = (
+                torch.rand(len(codes), device=codes.device) < self.config.class_dropout
+            )
+            labels = labels.masked_fill(dropped, self.no_class)
+        nats = F.cross_entropy(self.logits(codes, labels), codes)
+        return {"loss": nats, "bits_per_code": nats / math.log(2)}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        labels: torch.Tensor | int | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        first_code: torch.Tensor | int | None = None,
+        on_step: Callable[[torch.Tensor], None] | None = None,
+    ) -> torch.Tensor:
+        """Draw ``n`` code grids, one position at a time in raster order.
+
+        Each step reruns the whole network and keeps the logits of the next
+        position only: ``h * w`` passes per grid, the price of the PixelCNN.
+        ``first_code`` fixes the top-left code (the article's "start from a
+        random code"); ``on_step`` sees the grid after every position.
+        """
+        device = next(self.parameters()).device
+        g = self.config.grid_size
+        labels = self._labels(labels, n, device)
+        grid = torch.zeros(n, g, g, dtype=torch.long, device=device)
+        for t in range(g * g):
+            i, j = divmod(t, g)
+            if t == 0 and first_code is not None:
+                grid[:, 0, 0] = torch.as_tensor(first_code, device=device)
+            else:
+                logits = self.logits(grid, labels)[:, :, i, j]
+                grid[:, i, j] = sample_logits(
+                    logits, temperature, top_k, top_p, generator
+                )
+            if on_step is not None:
+                on_step(grid)
+        return grid
+
+
+def receptive_field(
+    network: Callable[[torch.Tensor], torch.Tensor],
+    channels: int,
+    size: int,
+    position: tuple[int, int],
+) -> torch.Tensor:
+    """Which input positions the output at ``position`` depends on: ``|d out / d in|``.
+
+    Returns a ``(size, size)`` map; exactly zero where there is no path.
+    """
+    x = torch.randn(1, channels, size, size, requires_grad=True)
+    out = network(x)
+    out[0, :, position[0], position[1]].sum().backward()
+    return x.grad.abs().sum(dim=(0, 1))

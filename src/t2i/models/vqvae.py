@@ -1,0 +1,124 @@
+"""VQ-VAE: an autoencoder whose code is a grid of indices into a learned codebook.
+
+    image (C, s, s) --encoder--> z (D, s/4, s/4) --quantise--> z_q --decoder--> image
+
+The encoder is the chapter-1 conv encoder without its final linear layer: two
+stride-2 convolutions and residual blocks, then a 1x1 convolution to the code
+size D. Every cell of the resulting ``s/4 x s/4`` grid is quantised on its own
+(see :mod:`t2i.quantize`), so an MNIST digit becomes 7 x 7 = 49 code indices
+and a CIFAR-10 image 8 x 8 = 64. The decoder mirrors the encoder.
+Reference: van den Oord et al., "Neural Discrete Representation Learning",
+arXiv:1711.00937.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn import ResidualBlock, check_images
+from ..quantize import Quantized, VectorQuantizer, VQConfig
+
+
+@dataclass(frozen=True)
+class VQVAEConfig:
+    in_channels: int = 1
+    image_size: int = 28
+    channels: tuple[int, ...] = (32, 64)  # one stride-2 stage per entry
+    residual_blocks: int = 1
+    vq: VQConfig = field(default_factory=VQConfig)
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // 2 ** len(self.channels)
+
+
+class VQVAE(nn.Module):
+    def __init__(self, config: VQVAEConfig):
+        super().__init__()
+        self.config = config
+        c, d = config.channels, config.vq.code_dim
+        if config.image_size % 2 ** len(c):
+            raise ValueError(
+                f"image_size {config.image_size} must be divisible by 2**{len(c)}"
+            )
+        down, previous = [], config.in_channels
+        for width in c:
+            down += [nn.Conv2d(previous, width, 4, stride=2, padding=1), nn.GELU()]
+            previous = width
+        self.encoder = nn.Sequential(
+            *down,
+            *[ResidualBlock(previous) for _ in range(config.residual_blocks)],
+            nn.GELU(),
+            nn.Conv2d(previous, d, 1),
+        )
+        self.quantizer = VectorQuantizer(config.vq)
+        widths = list(reversed(c))
+        up = []
+        for width, next_width in zip(widths, widths[1:] + [config.in_channels]):
+            up += [
+                nn.GELU(),
+                nn.ConvTranspose2d(width, next_width, 4, stride=2, padding=1),
+            ]
+        self.decoder = nn.Sequential(
+            nn.Conv2d(d, widths[0], 3, padding=1),
+            *[ResidualBlock(widths[0]) for _ in range(config.residual_blocks)],
+            *up,
+        )
+
+    def encode(self, x: torch.Tensor) -> Quantized:
+        """Images -> quantised code vectors, their indices ``(B, h, w)``, VQ loss."""
+        check_images(x, self.config.in_channels, self.config.image_size)
+        return self.quantizer(self.encoder(x))
+
+    def decode(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Code vectors ``(B, D, h, w)`` -> images (unclamped)."""
+        return self.decoder(vectors)
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """A grid of code indices ``(B, h, w)`` -> images: what a prior's samples become."""
+        k = self.config.vq.num_codes
+        if indices.min() < 0 or indices.max() >= k:
+            raise ValueError(
+                f"code indices must lie in [0, {k}), got {indices.min()}..{indices.max()}"
+            )
+        return self.decode(self.quantizer.lookup(indices))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x).vectors)
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        x = batch[0]
+        quantized = self.encode(x)
+        reconstruction = F.mse_loss(self.decode(quantized.vectors), x)
+        return {
+            "loss": reconstruction + quantized.loss,
+            "reconstruction": reconstruction,
+            "vq": quantized.loss,
+            "perplexity": quantized.perplexity,
+            "codes_used": torch.tensor(
+                float(quantized.indices.unique().numel()), device=x.device
+            ),
+        }
+
+    @torch.no_grad()
+    def codes(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """Code grids ``(N, h, w)`` of a whole data set, in eval mode (no codebook updates)."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        grids = [
+            self.encode(chunk.to(device)).indices.cpu()
+            for chunk in images.split(batch_size)
+        ]
+        self.train(was_training)
+        return torch.cat(grids)
+
+
+def bits_per_image(config: VQVAEConfig) -> float:
+    """Size of one image's code: ``h * w * log2 K`` bits."""
+    return config.grid_size**2 * math.log2(config.vq.num_codes)

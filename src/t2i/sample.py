@@ -1,0 +1,68 @@
+"""Turning a prior's logits into a token: temperature, top-k and top-p.
+
+Every autoregressive prior in the book (the PixelCNN of chapter 3, the
+transformers of chapters 5 to 7) ends a step with one logit per code. This
+module is the only place that turns those logits into a choice:
+
+* **temperature** T divides the logits: T < 1 sharpens the distribution
+  (safer, less varied samples), T > 1 flattens it; T = 0 means argmax.
+* **top-k** keeps the k most likely codes and renormalises.
+* **top-p** (nucleus) keeps the smallest set of codes whose probabilities add
+  up to at least p, so the set is small where the model is sure and large
+  where it is not.
+Reference: Holtzman et al., "The Curious Case of Neural Text Degeneration",
+arXiv:1904.09751 (top-p).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_settings(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Raise a ValueError that names the allowed range of each setting."""
+    if temperature < 0:
+        raise ValueError(
+            f"temperature must be >= 0 (0 = always the most likely code), got {temperature}"
+        )
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must lie in (0, 1] or be None, got {top_p}")
+
+
+def filter_logits(
+    logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """Set the logits outside the top-k / top-p set to -inf (last axis)."""
+    check_settings(1.0, top_k, top_p)
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        # drop a code when the codes before it already reach p; the first always stays
+        drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_logits(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw one index per row of ``logits`` ``(..., K)``; returns shape ``(...)``."""
+    check_settings(temperature, top_k, top_p)
+    if temperature == 0:
+        return logits.argmax(-1)
+    probabilities = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
+    flat = probabilities.reshape(-1, probabilities.shape[-1])
+    if generator is not None:  # a generator lives on one device; draw there
+        flat = flat.to(generator.device)
+    choice = torch.multinomial(flat, 1, generator=generator)
+    return choice.to(logits.device).reshape(logits.shape[:-1])
