@@ -229,7 +229,7 @@ def pixelcnn_prior(
     VQ-VAE and the prior is retrained too.
     """
     vq_model = codes_from.model
-    channels, layers = {"tiny": (64, 6), "small": (128, 12), "full": (256, 15)}[
+    channels, layers = {"tiny": (48, 6), "small": (128, 12), "full": (256, 15)}[
         check_scale(scale)
     ]
     train = {
@@ -249,7 +249,7 @@ def pixelcnn_prior(
             grid_size=vq_model.grid_size,
             channels=channels,
             layers=layers,
-            kernel_size=5 if scale == "tiny" else 7,
+            kernel_size=3 if scale == "tiny" else 5,
         ),
         train=replace(train, **train_overrides),
         data=codes_from.data,

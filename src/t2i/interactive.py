@@ -482,3 +482,169 @@ def codes_image(
         for (a, b), c in zip(points, labels.tolist())
     ]
     return scatter_image(normalised, size)
+
+
+def _pca_2d(vectors: torch.Tensor) -> np.ndarray:
+    """Project rows onto their two principal axes, scaled into [0.05, 0.95]."""
+    centred = vectors.detach().float().cpu() - vectors.detach().float().cpu().mean(0)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    points = (centred @ v[:2].T).numpy()
+    low, high = points.min(0), points.max(0)
+    return 0.05 + 0.9 * (points - low) / np.maximum(high - low, 1e-8)
+
+
+def codebook_explorer(
+    codebook: torch.Tensor,
+    usage: torch.Tensor,
+    patches: Callable[[int], np.ndarray],
+    decoded: Callable[[int], np.ndarray],
+    *,
+    live: bool | None = None,
+):
+    """Every code of a codebook as a point (PCA of its vector), sized by usage.
+
+    Hover or click a point to see the image patches the encoder mapped to that
+    code (``patches(k)``: a uint8 strip) and what the decoder draws from a grid
+    filled with that one code (``decoded(k)``: a uint8 image). On the website
+    every code's pictures are packed into two sprite sheets at build time.
+    """
+    usage = usage.detach().float().cpu()
+    if codebook.ndim != 2 or len(usage) != len(codebook):
+        raise ValueError(
+            f"expected a (K, D) codebook and K usage counts, got {tuple(codebook.shape)} "
+            f"and {tuple(usage.shape)}"
+        )
+    points = _pca_2d(codebook)
+    if _live(live):
+        return _live_codebook_explorer(points, usage, patches, decoded)
+    k = len(codebook)
+    strips, images = [patches(c) for c in range(k)], [decoded(c) for c in range(k)]
+    strip_h, strip_w = max(s.shape[0] for s in strips), max(s.shape[1] for s in strips)
+    channels = images[0].shape[2:]
+    strip_sheet = np.full((k * strip_h, strip_w) + channels, 255, np.uint8)
+    for c, s in enumerate(strips):
+        strip_sheet[c * strip_h : c * strip_h + s.shape[0], : s.shape[1]] = s
+    spec = {
+        "points": [[round(float(x), 4), round(float(y), 4)] for x, y in points],
+        "usage": [int(u) for u in usage.tolist()],
+        "total": int(usage.sum().item()),
+        "decoded": "data:image/png;base64," + png_base64(np.concatenate(images)),
+        "tile": int(images[0].shape[0]),
+        "strips": "data:image/png;base64," + png_base64(strip_sheet),
+        "strip": [int(strip_w), int(strip_h)],
+        "start": int(usage.argmax()),
+    }
+    body = """
+  <div style="display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start">
+    <canvas class="cb-scatter" width="320" height="320" style="border:1px solid #888;cursor:crosshair"
+      aria-label="codebook vectors, PCA"></canvas>
+    <div style="min-width:300px">
+      <div class="cb-info" style="font-weight:bold;margin-bottom:6px"></div>
+      <div>what the decoder draws from a grid of only this code:</div>
+      <canvas class="cb-decoded" width="112" height="112" style="border:1px solid #888;margin:4px 0 8px"></canvas>
+      <div>image patches the encoder sent to this code (test set):</div>
+      <canvas class="cb-patches" width="300" height="60" style="margin-top:4px"></canvas>
+      <div style="color:#555;font-size:12px;margin-top:6px">hover to look, click to pin a code;
+        point area = usage, grey rings = codes never used</div>
+    </div>
+  </div>"""
+    return _static_figure("t2i-codebook", "cb-spec", body, spec, _CODEBOOK_JS)
+
+
+_CODEBOOK_JS = r"""
+(function () {
+  var root = document.getElementById("%(uid)s");
+  var spec = JSON.parse(root.querySelector(".cb-spec").textContent);
+  var scatter = root.querySelector(".cb-scatter"), size = scatter.width;
+  var decodedCanvas = root.querySelector(".cb-decoded"), patchCanvas = root.querySelector(".cb-patches");
+  var decodedSheet = new Image(), stripSheet = new Image(), loaded = 0;
+  var maxUse = Math.max.apply(null, spec.usage), pinned = null, current = spec.start;
+  decodedSheet.onload = stripSheet.onload = function () { if (++loaded === 2) show(current); };
+  decodedSheet.src = spec.decoded; stripSheet.src = spec.strips;
+  function radius(u) { return u > 0 ? 2 + 7 * Math.sqrt(u / maxUse) : 2.5; }
+  function draw() {
+    var c = scatter.getContext("2d");
+    c.fillStyle = "white"; c.fillRect(0, 0, size, size);
+    spec.points.forEach(function (p, k) {
+      var x = p[0] * size, y = (1 - p[1]) * size;
+      c.beginPath(); c.arc(x, y, radius(spec.usage[k]), 0, 2 * Math.PI);
+      if (spec.usage[k] > 0) { c.fillStyle = "rgba(31,119,180,0.55)"; c.fill(); }
+      else { c.strokeStyle = "#999"; c.stroke(); }
+    });
+    var p = spec.points[current];
+    c.strokeStyle = "#d62728"; c.lineWidth = 2.5;
+    c.beginPath(); c.arc(p[0] * size, (1 - p[1]) * size, radius(spec.usage[current]) + 4, 0, 2 * Math.PI); c.stroke();
+    c.lineWidth = 1;
+  }
+  function show(k) {
+    current = k; draw();
+    var u = spec.usage[k], share = spec.total ? 100 * u / spec.total : 0;
+    root.querySelector(".cb-info").textContent = "code " + k + ": used " + u + " times (" +
+      share.toFixed(2) + "%% of grid cells)" + (pinned === k ? " · pinned" : "");
+    if (loaded < 2) return;
+    var d = decodedCanvas.getContext("2d"), t = spec.tile;
+    d.imageSmoothingEnabled = false;
+    d.drawImage(decodedSheet, 0, k * t, t, t, 0, 0, decodedCanvas.width, decodedCanvas.height);
+    var pc = patchCanvas.getContext("2d"), w = spec.strip[0], h = spec.strip[1];
+    pc.imageSmoothingEnabled = false;
+    pc.fillStyle = "white"; pc.fillRect(0, 0, patchCanvas.width, patchCanvas.height);
+    var scale = patchCanvas.height / h;
+    pc.drawImage(stripSheet, 0, k * h, w, h, 0, 0, w * scale, h * scale);
+    if (u === 0) { pc.fillStyle = "#555"; pc.font = "13px sans-serif"; pc.fillText("no patch: this code is never used", 4, 34); }
+  }
+  function nearest(e) {
+    var r = scatter.getBoundingClientRect();
+    var x = (e.clientX - r.left) / r.width, y = 1 - (e.clientY - r.top) / r.height, best = 0, bestD = 1e9;
+    spec.points.forEach(function (p, k) {
+      var dd = (p[0] - x) * (p[0] - x) + (p[1] - y) * (p[1] - y);
+      if (dd < bestD) { bestD = dd; best = k; }
+    });
+    return best;
+  }
+  scatter.addEventListener("mousemove", function (e) { if (pinned === null) show(nearest(e)); });
+  scatter.addEventListener("click", function (e) {
+    var k = nearest(e); pinned = pinned === k ? null : k; show(k);
+  });
+  draw(); show(current);
+})();
+"""
+
+
+def _live_codebook_explorer(points, usage, patches, decoded):
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from .viz import figure_to_array
+
+    order = usage.argsort(descending=True).tolist()
+    slider = widgets.SelectionSlider(
+        options=[(f"{c} (rank {r + 1})", c) for r, c in enumerate(order)],
+        description="code",
+    )
+    scatter, image, strip = (widgets.Image(format="png") for _ in range(3))
+    info = widgets.HTML()
+    areas = 4 + 120 * usage.numpy() / max(1.0, usage.max().item())
+
+    def to_png(array: np.ndarray, width: int) -> bytes:
+        height = round(array.shape[0] * width / array.shape[1])
+        resized = Image.fromarray(array).resize((width, height), Image.NEAREST)
+        return base64.b64decode(png_base64(np.asarray(resized)))
+
+    def update(_=None):
+        k = slider.value
+        fig, ax = plt.subplots(figsize=(3.4, 3.4), dpi=80)
+        ax.scatter(points[:, 0], points[:, 1], s=areas, alpha=0.55)
+        ax.scatter(
+            *points[k], s=areas[k] + 60, facecolors="none", edgecolors="#d62728", lw=2
+        )
+        ax.set_xticks([]), ax.set_yticks([])
+        scatter.value = to_png(figure_to_array(fig), 300)
+        image.value = to_png(decoded(k), 112)
+        strip.value = to_png(patches(k), 300)
+        info.value = f"<b>code {k}</b>: used {int(usage[k])} times"
+
+    slider.observe(update, names="value")
+    update()
+    return widgets.VBox(
+        [slider, widgets.HBox([scatter, widgets.VBox([info, image, strip])])]
+    )

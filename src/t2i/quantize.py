@@ -37,9 +37,7 @@ class VQConfig:
     decay: float = 0.99  # EMA decay
     restart_dead: bool = False  # re-seed codes whose usage falls below dead_usage
     dead_usage: float = 0.03  # EMA of assignments per batch below which a code is dead
-    restart_grace: float = (
-        0.1  # usage a restarted code starts with (~120 steps to prove itself)
-    )
+    restart_grace: float = 0.1  # a restarted code's usage: ~120 steps to prove itself
 
 
 @dataclass
@@ -147,9 +145,35 @@ class VectorQuantizer(nn.Module):
             return
         chosen = flat[torch.randint(len(flat), (len(dead),), device=flat.device)]
         self.codebook.data[dead] = chosen
-        self.usage[dead] = (
-            self.config.restart_grace
-        )  # time to win data before judged again
+        # a fresh code gets restart_grace of usage: time to win data before it is judged
+        self.usage[dead] = self.config.restart_grace
         if self.config.ema:
             self.ema_count[dead] = 1.0
             self.ema_sum[dead] = chosen
+
+
+def kmeans(
+    points: torch.Tensor, k: int, iterations: int, seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Lloyd's k-means, keeping every step: ``[(centres (k, D), assignment (N,)), ...]``.
+
+    Entry 0 is the start (k random data points); each later entry is one
+    round of "assign each point to its nearest centre, move each centre to
+    the mean of its points". The assignment step is exactly what the VQ layer
+    does to every encoder vector.
+    """
+    if not 1 <= k <= len(points):
+        raise ValueError(
+            f"k must lie in [1, {len(points)}] (the number of points), got {k}"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    centres = points[torch.randperm(len(points), generator=generator)[:k]].clone()
+    steps = [(centres.clone(), nearest_codes(points, centres))]
+    for _ in range(iterations):
+        assignment = nearest_codes(points, centres)
+        for c in range(k):
+            members = points[assignment == c]
+            if len(members):  # an empty cluster keeps its centre
+                centres[c] = members.mean(0)
+        steps.append((centres.clone(), nearest_codes(points, centres)))
+    return steps

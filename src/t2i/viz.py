@@ -241,3 +241,59 @@ def record(key: str, value):
         return value
     glue(key, value, display=False)
     return value
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """Render a matplotlib figure to an RGB uint8 array and close it."""
+    fig.canvas.draw()
+    array = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return array
+
+
+def code_patches(
+    images: torch.Tensor,
+    indices: torch.Tensor,
+    code: int,
+    count: int = 6,
+    context: int = 1,
+) -> torch.Tensor:
+    """Image crops around the grid cells that were quantised to ``code``.
+
+    ``indices`` is the ``(N, h, w)`` code grid of ``images``; each crop is the
+    cell plus ``context`` cells on every side (what the encoder mostly saw),
+    padded with black at the border. Returns ``(n <= count, C, s, s)``.
+    """
+    cell = images.shape[-1] // indices.shape[-1]
+    pad = context * cell
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    where = (indices == code).nonzero()[:count]
+    side = cell * (2 * context + 1)
+    return (
+        torch.stack(
+            [
+                padded[n, :, i * cell : i * cell + side, j * cell : j * cell + side]
+                for n, i, j in where.tolist()
+            ]
+        )
+        if len(where)
+        else images.new_zeros(0, images.shape[1], side, side)
+    )
+
+
+def patch_strip(
+    images: torch.Tensor, indices: torch.Tensor, code: int, count: int = 6
+) -> np.ndarray:
+    """:func:`code_patches` laid out in one fixed-width uint8 strip (white where
+    the code has fewer than ``count`` patches)."""
+    found = code_patches(images, indices, code, count)
+    side = found.shape[-1]
+    strip = np.full(
+        (side, count * (side + 1) - 1) + ((3,) if images.shape[1] == 3 else ()),
+        255,
+        np.uint8,
+    )
+    if len(found):
+        row = tile(found, ncols=len(found))
+        strip[:, : row.shape[1]] = row
+    return strip
