@@ -87,3 +87,18 @@ def test_vae_page_has_its_figures_and_numbers(built_book):
     text = re.sub(r"<[^>]+>", " ", html)
     assert "test ELBO" in text and "importance-sampled log p(x)" in text
     assert "What this run shows" in text
+
+
+def test_vqvae_page_has_its_figures_and_numbers(built_book):
+    html = (built_book / "chapters" / "03_vqvae.html").read_text()
+    assert html.count('class="t2i-codebook"') == 1
+    # k-means rounds, the sample being written, temperature, top-k, top-p
+    assert html.count('class="t2i-stepper"') == 5
+    assert "t2i-plotly" in html  # the prior's learning curve
+    text = re.sub(r"<[^>]+>", " ", html)
+    for phrase in ("codes used", "perplexity", "bits per code", "pixel space", "ratio"):
+        assert phrase in text, phrase
+    used = [int(n) for n in re.findall(r"codes used\s+(\d+) of 128", text)]
+    assert len(used) == 2 and used[0] < used[1], (
+        "the collapse demo should show fewer codes in use"
+    )

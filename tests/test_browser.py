@@ -178,9 +178,21 @@ def test_vae_page_two_panel_explorer_moves_both_models(open_page):
     assert page.errors == [] and page.foreign == []
 
 
-@pytest.mark.parametrize("index", [0, 1], ids=["moon path", "beta"])
-def test_vae_page_steppers_change_their_pictures(open_page, index):
-    page = open_page("chapters/02_vae.html")
+@pytest.mark.parametrize(
+    "path, index",
+    [
+        ("chapters/02_vae.html", 0),
+        ("chapters/02_vae.html", 1),
+        ("chapters/03_vqvae.html", 0),
+        ("chapters/03_vqvae.html", 1),
+        ("chapters/03_vqvae.html", 2),
+        ("chapters/03_vqvae.html", 3),
+        ("chapters/03_vqvae.html", 4),
+    ],
+    ids=["moon path", "beta", "k-means", "writing", "temperature", "top-k", "top-p"],
+)
+def test_steppers_change_their_pictures(open_page, path, index):
+    page = open_page(path)
     stepper = page.locator(".t2i-stepper").nth(index)
     stepper.scroll_into_view_if_needed()
     before, label_before = (
@@ -194,4 +206,36 @@ def test_vae_page_steppers_change_their_pictures(open_page, index):
     assert after != before and stepper.locator(".st-label").inner_text() != label_before
     page.keyboard.press("End")
     assert stepper_pictures(page, index) not in (before, after)
+    assert page.errors == [] and page.foreign == []
+
+
+def codebook_state(page):
+    return page.evaluate(
+        "(() => { const r = document.querySelector('.t2i-codebook');"
+        " return [r.querySelector('.cb-info').textContent,"
+        " r.querySelector('.cb-decoded').toDataURL(),"
+        " r.querySelector('.cb-patches').toDataURL()]; })()"
+    )
+
+
+def test_codebook_explorer_hover_shows_a_code_and_click_pins_it(open_page):
+    page = open_page("chapters/03_vqvae.html")
+    scatter = page.locator(".t2i-codebook .cb-scatter")
+    scatter.scroll_into_view_if_needed()
+    start = codebook_state(page)
+    assert start[0].startswith("code ") and "used" in start[0]
+    box = scatter.bounding_box()
+    seen = set()
+    for fx, fy in ((0.1, 0.1), (0.9, 0.1), (0.1, 0.9), (0.9, 0.9), (0.5, 0.5)):
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        seen.add(tuple(codebook_state(page)))
+    assert len({state[0] for state in seen}) >= 3, "hovering did not change the code"
+    assert len({state[1] for state in seen}) >= 3, "the decoded picture did not change"
+    page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
+    pinned = codebook_state(page)
+    assert "pinned" in pinned[0]
+    page.mouse.move(box["x"] + 0.1 * box["width"], box["y"] + 0.1 * box["height"])
+    assert codebook_state(page) == pinned, (
+        "a pinned code must stay while the mouse moves"
+    )
     assert page.errors == [] and page.foreign == []

@@ -39,6 +39,9 @@ def test_second_call_loads_instead_of_training(tiny_data, monkeypatch, capsys):
     again, history_again = get_or_train("ae-test", experiment, AutoEncoder, tiny_data)
     assert "loaded trained weights" in capsys.readouterr().out
     assert history_again == history
+    for fresh in (model, again):  # trained or loaded: same device, same mode
+        assert not fresh.training
+        assert next(fresh.parameters()).device.type == "cpu"
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
 

@@ -53,3 +53,12 @@ def test_command_line_rejects_unknown_scale():
 
     with pytest.raises(SystemExit):
         main(["train", "ae", "--scale", "huge"])
+
+
+def test_command_line_trains_the_chapter_3_models_under_the_chapters_names(capsys):
+    from t2i.__main__ import main
+
+    main(["train", "prior", "--scale", "tiny", "--steps", "20"])
+    out = capsys.readouterr().out
+    assert "vqvae: test MSE" in out and "bits per code" in out
+    assert "pixelcnn-prior-" in out  # the cache folder the chapter looks in

@@ -68,3 +68,30 @@ def test_auto_falls_back_to_the_sample_with_one_line(tmp_path, monkeypatch, caps
 def test_limit_keeps_the_first_examples():
     x, y = data.load(data.DataConfig(source="sample", n_train=100), "train")
     assert len(x) == len(y) == 100
+
+
+def test_cifar10_is_returned_as_float_images_and_offline_names_the_fix(
+    monkeypatch, tmp_path
+):
+    import numpy as np
+    import torchvision.datasets
+
+    from t2i.data import load_cifar10
+
+    class FakeCIFAR10:
+        def __init__(self, root, train, download):
+            self.data = np.full((4, 32, 32, 3), 255 if train else 0, np.uint8)
+            self.targets = [0, 1, 2, 3]
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    images, labels = load_cifar10("train", root=tmp_path)
+    assert images.shape == (4, 3, 32, 32) and images.dtype == torch.float32
+    assert images.max() == 1.0 and labels.tolist() == [0, 1, 2, 3]
+
+    class Offline:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("Error downloading cifar-10-python.tar.gz")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", Offline)
+    with pytest.raises(ConnectionError, match="SCALE = 'tiny'"):
+        load_cifar10("train", root=tmp_path)

@@ -135,3 +135,47 @@ def test_codes_image_places_codes_in_the_extent():
     assert picture.shape == (50, 50, 3)
     assert tuple(picture[47, 2]) != (255, 255, 255)  # near the bottom-left corner
     assert tuple(picture[2, 47]) == (255, 255, 255)  # the top-right corner is empty
+
+
+def _codebook_args(k=6):
+    torch.manual_seed(0)
+    codebook = torch.randn(k, 4)
+    usage = torch.tensor([5, 0, 3, 9, 0, 1][:k])
+    amplitude = [1, 9, 2, 3, 8, 4]  # how much each code's decoded picture varies
+    checkers = np.indices((8, 8)).sum(0) % 2
+
+    def patches(c):
+        return np.full((4, 20), 10 * c, np.uint8)
+
+    def decoded(c):
+        return (checkers * 20 * amplitude[c]).astype(np.uint8)
+
+    return codebook, usage, patches, decoded
+
+
+def test_static_codebook_explorer_carries_every_code():
+    html = interactive.codebook_explorer(*_codebook_args(), live=False).data
+    spec = json.loads(re.search(r'class="cb-spec">(.*?)</script>', html, re.S).group(1))
+    assert len(spec["points"]) == 6 and spec["usage"] == [5, 0, 3, 9, 0, 1]
+    # it opens on the used code whose picture varies most (unused 1 and 4 vary more)
+    assert spec["start"] == 5 and spec["total"] == 18 and spec["tile"] == 8
+    assert all(0 <= v <= 1 for p in spec["points"] for v in p)
+    assert spec["decoded"].startswith("data:image/png;base64,") and "http" not in html
+
+
+def test_live_codebook_explorer_decodes_the_chosen_code():
+    seen = []
+    codebook, usage, patches, decoded = _codebook_args()
+    widget = interactive.codebook_explorer(
+        codebook, usage, patches, lambda c: seen.append(c) or decoded(c), live=True
+    )
+    slider = widget.children[0]
+    assert slider.value == 3  # the most used code first
+    slider.value = 2
+    assert seen[-1] == 2
+
+
+def test_codebook_explorer_refuses_mismatched_usage():
+    codebook, usage, patches, decoded = _codebook_args()
+    with pytest.raises(ValueError, match="usage"):
+        interactive.codebook_explorer(codebook, usage[:3], patches, decoded, live=False)

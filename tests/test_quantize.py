@@ -89,6 +89,9 @@ def test_dead_codes_are_restarted_onto_data():
         assert (vq.codebook[k] - flat).abs().sum(1).min() < 1e-6, (
             f"code {k} was not restarted"
         )
+    # and the restarted codes now win data: each sits on a vector it is nearest to
+    used = set(vq.eval()(z).indices.flatten().tolist())
+    assert set(range(8, 16)) <= used
 
 
 def test_collapse_shows_in_perplexity():

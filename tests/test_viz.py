@@ -58,3 +58,30 @@ def test_run_info_names_scale_device_and_versions():
     table = viz.run_info("tiny", started=0.0).data
     for word in ("scale", "tiny", "device", "torch", "wall time"):
         assert word in table
+
+
+def test_code_patches_are_the_cells_quantised_to_that_code():
+    images = torch.zeros(2, 1, 8, 8)
+    images[1, 0, 4:6, 2:4] = 1.0  # cell (2, 1) of a 4 x 4 grid with 2-pixel cells
+    indices = torch.zeros(2, 4, 4, dtype=torch.long)
+    indices[1, 2, 1] = 5
+    patches = viz.code_patches(images, indices, code=5, context=1)
+    assert patches.shape == (1, 1, 6, 6)
+    assert torch.equal(
+        patches[0, 0, 2:4, 2:4], torch.ones(2, 2)
+    )  # the cell sits in the middle
+    assert patches[0].sum() == 4
+    strip = viz.patch_strip(images, indices, code=5, count=3)
+    assert (
+        strip.shape == (6, 3 * 7 - 1) and strip[:, 7:].min() == 255
+    )  # white where none
+    assert viz.patch_strip(images, indices, code=9, count=3).min() == 255
+
+
+def test_figure_to_array_gives_rgb_pixels():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1, 1), dpi=50)
+    ax.plot([0, 1], [0, 1])
+    array = viz.figure_to_array(fig)
+    assert array.shape == (50, 50, 3) and array.dtype == np.uint8

@@ -1,6 +1,7 @@
 """Command line: train (or fetch from the cache) the book's models without a notebook.
 
     python -m t2i train ae --scale small --latent-dim 2
+    python -m t2i train prior --scale small       # chapter 3: VQ-VAE, then its PixelCNN
 
 Useful on a GPU machine: train at ``small`` or ``full`` once, and every chapter
 run with the same ``T2I_CACHE`` loads the result.
@@ -13,11 +14,17 @@ import argparse
 from . import configs, data
 from .checkpoints import get_or_train, run_dir
 from .models.ae import AutoEncoder
+from .models.pixelcnn import GatedPixelCNN
+from .models.vqvae import VQVAE
 from .train import evaluate
 
 
-def train_autoencoder(scale: str, latent_dim: int) -> None:
-    experiment = configs.autoencoder(scale, latent_dim=latent_dim)
+def _steps(steps: int | None) -> dict:
+    return {} if steps is None else {"steps": steps}
+
+
+def train_autoencoder(scale: str, latent_dim: int, steps: int | None = None) -> None:
+    experiment = configs.autoencoder(scale, latent_dim=latent_dim, **_steps(steps))
     train_set = data.load(experiment.data, "train")
     test_set = data.load(experiment.data, "test")
     name = f"ae-mnist-z{latent_dim}"
@@ -28,6 +35,30 @@ def train_autoencoder(scale: str, latent_dim: int) -> None:
     print(f"weights: {run_dir(name, experiment) / 'model.safetensors'}")
 
 
+def train_vqvae(scale: str, with_prior: bool, steps: int | None = None) -> None:
+    """Chapter 3's VQ-VAE (EMA + restarts) and, if asked, its PixelCNN prior;
+    the same cache names as the chapter, so the notebook loads them."""
+    experiment = configs.vqvae(scale, **_steps(steps))
+    train_set = data.load(experiment.data, "train")
+    test_set = data.load(experiment.data, "test")
+    vqvae, _ = get_or_train("vqvae", experiment, VQVAE, train_set)
+    print(f"vqvae: test MSE {evaluate(vqvae, test_set)['reconstruction']:.4f}")
+    if not with_prior:
+        return
+    prior_exp = configs.pixelcnn_prior(scale, experiment, **_steps(steps))
+    codes_test = (vqvae.codes(test_set[0]), test_set[1])
+    prior, _ = get_or_train(
+        "pixelcnn-prior",
+        prior_exp,
+        GatedPixelCNN,
+        (vqvae.codes(train_set[0]), train_set[1]),
+        eval_data=codes_test,
+    )
+    bits = evaluate(prior, codes_test)["bits_per_code"]
+    print(f"pixelcnn-prior: test {bits:.3f} bits per code")
+    print(f"weights: {run_dir('pixelcnn-prior', prior_exp) / 'model.safetensors'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m t2i", description=__doc__.splitlines()[0]
@@ -35,12 +66,20 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a model of the book (cached)")
     train.add_argument(
-        "model", choices=["ae"], help="which model (more arrive with each chapter)"
+        "model",
+        choices=["ae", "vqvae", "prior"],
+        help="ae (chapter 1), vqvae or prior (chapter 3: the VQ-VAE and its PixelCNN)",
     )
     train.add_argument("--scale", default="tiny", choices=configs.SCALES)
-    train.add_argument("--latent-dim", type=int, default=2)
+    train.add_argument("--latent-dim", type=int, default=2, help="ae only")
+    train.add_argument(
+        "--steps", type=int, default=None, help="override the scale's training steps"
+    )
     args = parser.parse_args(argv)
-    train_autoencoder(args.scale, args.latent_dim)
+    if args.model == "ae":
+        train_autoencoder(args.scale, args.latent_dim, args.steps)
+    else:
+        train_vqvae(args.scale, with_prior=args.model == "prior", steps=args.steps)
 
 
 if __name__ == "__main__":

@@ -160,7 +160,9 @@ def get_or_train(
     atomic_write_text(json.dumps(history), history_file)
     (folder / "resume.pt").unlink(missing_ok=True)
     SESSION["trained"].append(name)
-    return model, history
+    # trained on any device, returned on the CPU like a cached model, so the
+    # chapter's tensors and the model always sit on the same device
+    return model.cpu().eval(), history
 
 
 def download(url: str, path: str | Path, sha256: str) -> Path:

@@ -157,37 +157,28 @@ def moons(scale: str, model: str = "vae", **train_overrides: Any) -> Experiment:
     )
 
 
+# data, (image channels, size), encoder widths, K, D: MNIST for tiny, the paper's CIFAR-10 above
+_CIFAR_VQVAE = (
+    DataConfig(name="cifar10", source="torchvision"),
+    (3, 32),
+    (128, 256),
+    512,
+    64,
+)
 _VQVAE = {
-    # data, (image channels, size), encoder widths, K, D, train
-    "tiny": (
-        DataConfig(source="sample"),
-        (1, 28),
-        (32, 64),
-        128,
-        16,
-        TrainConfig(
-            steps=800, batch_size=64, lr=2e-3, log_every=20, checkpoint_every=400
-        ),
+    "tiny": (DataConfig(source="sample"), (1, 28), (32, 64), 128, 16),
+    "small": _CIFAR_VQVAE,
+    "full": _CIFAR_VQVAE,
+}
+_VQVAE_TRAIN = {
+    "tiny": TrainConfig(
+        steps=800, batch_size=64, lr=2e-3, log_every=20, checkpoint_every=400
     ),
-    "small": (
-        DataConfig(name="cifar10", source="torchvision"),
-        (3, 32),
-        (128, 256),
-        512,
-        64,
-        TrainConfig(
-            steps=25_000, batch_size=128, lr=1e-3, log_every=100, checkpoint_every=1000
-        ),
+    "small": TrainConfig(
+        steps=25_000, batch_size=128, lr=1e-3, log_every=100, checkpoint_every=1000
     ),
-    "full": (
-        DataConfig(name="cifar10", source="torchvision"),
-        (3, 32),
-        (128, 256),
-        512,
-        64,
-        TrainConfig(
-            steps=250_000, batch_size=128, lr=2e-4, log_every=100, checkpoint_every=5000
-        ),
+    "full": TrainConfig(
+        steps=250_000, batch_size=128, lr=2e-4, log_every=100, checkpoint_every=5000
     ),
 }
 
@@ -202,7 +193,8 @@ def vqvae(
 
     ``ema=False, restart_dead=False`` is the plain recipe that tends to collapse.
     """
-    data, (c, size), widths, k, d, train = _VQVAE[check_scale(scale)]
+    data, (c, size), widths, k, d = _VQVAE[check_scale(scale)]
+    train = _VQVAE_TRAIN[scale]
     vq = VQConfig(
         num_codes=k, code_dim=d, beta=0.25, ema=ema, restart_dead=restart_dead
     )
@@ -234,13 +226,28 @@ def pixelcnn_prior(
     ]
     train = {
         "tiny": TrainConfig(
-            steps=1000, batch_size=64, lr=2e-3, log_every=50, checkpoint_every=500
+            steps=1000,
+            batch_size=64,
+            lr=2e-3,
+            log_every=50,
+            eval_every=250,
+            checkpoint_every=500,
         ),
         "small": TrainConfig(
-            steps=30_000, batch_size=128, lr=1e-3, log_every=100, checkpoint_every=1000
+            steps=30_000,
+            batch_size=128,
+            lr=1e-3,
+            log_every=100,
+            eval_every=2000,
+            checkpoint_every=1000,
         ),
         "full": TrainConfig(
-            steps=200_000, batch_size=128, lr=3e-4, log_every=100, checkpoint_every=5000
+            steps=200_000,
+            batch_size=128,
+            lr=3e-4,
+            log_every=100,
+            eval_every=10_000,
+            checkpoint_every=5000,
         ),
     }[scale]
     return Experiment(

@@ -532,18 +532,18 @@ def codebook_explorer(
         "tile": int(images[0].shape[0]),
         "strips": "data:image/png;base64," + png_base64(strip_sheet),
         "strip": [int(strip_w), int(strip_h)],
-        "start": int(usage.argmax()),
+        "start": _busy_code(images, usage),
     }
     body = """
   <div style="display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start">
     <canvas class="cb-scatter" width="320" height="320" style="border:1px solid #888;cursor:crosshair"
       aria-label="codebook vectors, PCA"></canvas>
-    <div style="min-width:300px">
+    <div style="min-width:250px">
       <div class="cb-info" style="font-weight:bold;margin-bottom:6px"></div>
       <div>what the decoder draws from a grid of only this code:</div>
       <canvas class="cb-decoded" width="112" height="112" style="border:1px solid #888;margin:4px 0 8px"></canvas>
       <div>image patches the encoder sent to this code (test set):</div>
-      <canvas class="cb-patches" width="300" height="60" style="margin-top:4px"></canvas>
+      <canvas class="cb-patches" width="300" height="56" style="margin-top:4px"></canvas>
       <div style="color:#555;font-size:12px;margin-top:6px">hover to look, click to pin a code;
         point area = usage, grey rings = codes never used</div>
     </div>
@@ -585,10 +585,11 @@ _CODEBOOK_JS = r"""
     var d = decodedCanvas.getContext("2d"), t = spec.tile;
     d.imageSmoothingEnabled = false;
     d.drawImage(decodedSheet, 0, k * t, t, t, 0, 0, decodedCanvas.width, decodedCanvas.height);
-    var pc = patchCanvas.getContext("2d"), w = spec.strip[0], h = spec.strip[1];
+    var w = spec.strip[0], h = spec.strip[1], scale = patchCanvas.height / h;
+    patchCanvas.width = Math.round(w * scale);  // also resets the canvas
+    var pc = patchCanvas.getContext("2d");
     pc.imageSmoothingEnabled = false;
     pc.fillStyle = "white"; pc.fillRect(0, 0, patchCanvas.width, patchCanvas.height);
-    var scale = patchCanvas.height / h;
     pc.drawImage(stripSheet, 0, k * h, w, h, 0, 0, w * scale, h * scale);
     if (u === 0) { pc.fillStyle = "#555"; pc.font = "13px sans-serif"; pc.fillText("no patch: this code is never used", 4, 34); }
   }
@@ -608,6 +609,13 @@ _CODEBOOK_JS = r"""
   draw(); show(current);
 })();
 """
+
+
+def _busy_code(images: list[np.ndarray], usage: torch.Tensor) -> int:
+    """The used code whose decoded picture varies most: a more telling first
+    view than the most used code, which is usually plain background."""
+    spread = [float(image.std()) if u > 0 else -1.0 for image, u in zip(images, usage)]
+    return int(np.argmax(spread))
 
 
 def _live_codebook_explorer(points, usage, patches, decoded):

@@ -143,7 +143,11 @@ class VectorQuantizer(nn.Module):
         dead = (self.usage < self.config.dead_usage).nonzero().squeeze(1)
         if len(dead) == 0:
             return
-        chosen = flat[torch.randint(len(flat), (len(dead),), device=flat.device)]
+        if len(flat) >= len(dead):  # distinct vectors, so no two new codes coincide
+            pick = torch.randperm(len(flat), device=flat.device)[: len(dead)]
+        else:
+            pick = torch.randint(len(flat), (len(dead),), device=flat.device)
+        chosen = flat[pick]
         self.codebook.data[dead] = chosen
         # a fresh code gets restart_grace of usage: time to win data before it is judged
         self.usage[dead] = self.config.restart_grace
