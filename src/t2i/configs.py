@@ -175,7 +175,7 @@ _VQVAE_TRAIN = {
         steps=800, batch_size=64, lr=2e-3, log_every=20, checkpoint_every=400
     ),
     "small": TrainConfig(
-        steps=25_000, batch_size=128, lr=1e-3, log_every=100, checkpoint_every=1000
+        steps=15_000, batch_size=128, lr=1e-3, log_every=100, checkpoint_every=1000
     ),
     "full": TrainConfig(
         steps=250_000, batch_size=128, lr=2e-4, log_every=100, checkpoint_every=5000
@@ -234,7 +234,7 @@ def pixelcnn_prior(
             checkpoint_every=500,
         ),
         "small": TrainConfig(
-            steps=30_000,
+            steps=15_000,
             batch_size=128,
             lr=1e-3,
             log_every=100,
