@@ -100,3 +100,15 @@ def test_small_scale_is_cifar_with_the_papers_settings():
         64,
         0.25,
     )
+
+
+def test_small_scale_models_run_on_colour_images_and_their_code_grids():
+    from t2i.models.pixelcnn import GatedPixelCNN
+
+    vq_exp = configs.vqvae("small")
+    model = VQVAE(vq_exp.model).eval()
+    x = torch.rand(2, 3, 32, 32)
+    grids = model.codes(x)
+    assert grids.shape == (2, 8, 8) and model(x).shape == x.shape
+    prior = GatedPixelCNN(configs.pixelcnn_prior("small", vq_exp).model).eval()
+    assert prior.logits(grids, torch.tensor([0, 9])).shape == (2, 512, 8, 8)

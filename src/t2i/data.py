@@ -35,12 +35,10 @@ class DataConfig:
     source: str = "sample"  # one of SOURCES
     n_train: int | None = None  # None: all of the split
     n_test: int | None = None
-    binarize: bool = (
-        False  # pixels > 0.5 become 1, the rest 0 (for Bernoulli likelihoods)
-    )
-    phase_ranges: tuple[
-        tuple[float, float], ...
-    ] = ()  # moons: training phases, units of pi
+    # each pixel drawn once as Bernoulli(grey value), for Bernoulli likelihoods
+    binarize: bool = False
+    # moons: the phase ranges to train on, in units of pi
+    phase_ranges: tuple[tuple[float, float], ...] = ()
 
 
 def _check_source(source: str) -> None:

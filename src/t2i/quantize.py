@@ -44,14 +44,14 @@ class VQConfig:
 class Quantized:
     """What the quantiser returns; always the same fields."""
 
-    vectors: (
-        torch.Tensor
-    )  # (B, D, H, W), straight-through: forward = codes, backward = identity
-    indices: torch.Tensor  # (B, H, W) code index per position
-    loss: torch.Tensor  # codebook + commitment (only commitment when ema=True)
-    perplexity: (
-        torch.Tensor
-    )  # exp(entropy of code usage in the batch): 1 = collapse, K = uniform
+    # (B, D, H, W), straight-through: forward = codes, backward = identity
+    vectors: torch.Tensor
+    # (B, H, W) code index per position
+    indices: torch.Tensor
+    # codebook + commitment (only commitment when ema=True)
+    loss: torch.Tensor
+    # exp(entropy of code usage in the batch): 1 = collapse, K = uniform
+    perplexity: torch.Tensor
 
 
 def nearest_codes(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -113,9 +113,8 @@ class VectorQuantizer(nn.Module):
             loss = self.config.beta * commitment
         else:
             loss = F.mse_loss(codes, flat.detach()) + self.config.beta * commitment
-        straight_through = (
-            flat + (codes - flat).detach()
-        )  # forward: codes; backward: identity
+        # forward: the codes; backward: the identity (the straight-through estimator)
+        straight_through = flat + (codes - flat).detach()
         probabilities = one_hot.mean(0)
         perplexity = torch.exp(
             -(probabilities * torch.log(probabilities + 1e-10)).sum()
@@ -133,9 +132,8 @@ class VectorQuantizer(nn.Module):
         self.ema_count.mul_(decay).add_(counts, alpha=1 - decay)
         self.ema_sum.mul_(decay).add_(sums, alpha=1 - decay)
         total = self.ema_count.sum()
-        smoothed = (
-            (self.ema_count + 1e-5) / (total + k * 1e-5) * total
-        )  # Laplace smoothing
+        # Laplace smoothing: a code with no assignments does not divide by zero
+        smoothed = (self.ema_count + 1e-5) / (total + k * 1e-5) * total
         self.codebook.data.copy_(self.ema_sum / smoothed[:, None])
 
     def _restart_dead(self, flat: torch.Tensor) -> None:
