@@ -71,10 +71,12 @@ def test_code_patches_are_the_cells_quantised_to_that_code():
         patches[0, 0, 2:4, 2:4], torch.ones(2, 2)
     )  # the cell sits in the middle
     assert patches[0].sum() == 4
-    strip = viz.patch_strip(images, indices, code=5, count=3)
-    assert (
-        strip.shape == (6, 3 * 7 - 1) and strip[:, 7:].min() == 255
-    )  # white where none
+    strip = viz.patch_strip(images, indices, code=5, count=3, zoom=2)
+    assert strip.shape == (12, 2 * (3 * 7 - 1), 3)
+    assert strip[:, 14:].min() == 255  # white where there is no second patch
+    assert tuple(strip[4, 4]) == (214, 39, 40)  # the centre cell's outline, top left
+    assert tuple(strip[6, 6]) == (255, 255, 255)  # inside it: the white stroke
+    assert tuple(strip[0, 0]) == (0, 0, 0)  # context around it: black background
     assert viz.patch_strip(images, indices, code=9, count=3).min() == 255
 
 

@@ -379,8 +379,11 @@ def image_stepper(
     live: bool | None = None,
     live_range: tuple[float, float] | None = None,
     log: bool = False,
+    start: int | None = None,
 ):
     """A slider over ``values``; each value shows the images ``render(value)`` returns.
+
+    The slider opens at ``values[start]`` (the middle one by default).
 
     ``render`` maps a value to ``{title: uint8 image (H, W) or (H, W, 3)}``.
     On the website every value is rendered at build time and JavaScript swaps
@@ -390,7 +393,7 @@ def image_stepper(
     """
     values = list(values)
     if _live(live):
-        return _live_stepper(values, render, label, fmt, width, live_range, log)
+        return _live_stepper(values, render, label, fmt, width, live_range, log, start)
     frames = [render(value) for value in values]
     titles = list(frames[0])
     spec = {
@@ -406,7 +409,7 @@ def image_stepper(
         f'<figcaption style="font-size:13px">{t}</figcaption></figure>'
         for t in titles
     )
-    start = len(values) // 2
+    start = len(values) // 2 if start is None else start
     controls = f"""
   <label>{label} <input type="range" class="st-range" min="0" max="{len(values) - 1}"
     value="{start}" aria-label="{label}"></label> <b class="st-label"></b>
@@ -430,7 +433,7 @@ _STEPPER_JS = r"""
 """
 
 
-def _live_stepper(values, render, label, fmt, width, live_range, log):
+def _live_stepper(values, render, label, fmt, width, live_range, log, start):
     import ipywidgets as widgets
 
     if live_range is not None:
@@ -441,7 +444,7 @@ def _live_stepper(values, render, label, fmt, width, live_range, log):
             else {"min": live_range[0], "max": live_range[1]}
         )
         slider = kind(
-            value=values[len(values) // 2],
+            value=values[len(values) // 2 if start is None else start],
             description=label,
             continuous_update=False,
             **bounds,
@@ -449,7 +452,7 @@ def _live_stepper(values, render, label, fmt, width, live_range, log):
     else:
         slider = widgets.SelectionSlider(
             options=[(fmt.format(v), v) for v in values],
-            value=values[len(values) // 2],
+            value=values[len(values) // 2 if start is None else start],
             description=label,
         )
     first = render(slider.value)
@@ -520,8 +523,7 @@ def codebook_explorer(
     k = len(codebook)
     strips, images = [patches(c) for c in range(k)], [decoded(c) for c in range(k)]
     strip_h, strip_w = max(s.shape[0] for s in strips), max(s.shape[1] for s in strips)
-    channels = images[0].shape[2:]
-    strip_sheet = np.full((k * strip_h, strip_w) + channels, 255, np.uint8)
+    strip_sheet = np.full((k * strip_h, strip_w) + strips[0].shape[2:], 255, np.uint8)
     for c, s in enumerate(strips):
         strip_sheet[c * strip_h : c * strip_h + s.shape[0], : s.shape[1]] = s
     spec = {

@@ -72,7 +72,9 @@ class VectorQuantizer(nn.Module):
         self.codebook = nn.Parameter(torch.empty(k, d).uniform_(-1 / k, 1 / k))
         if config.ema:
             self.codebook.requires_grad_(False)
-            self.register_buffer("ema_count", torch.zeros(k))
+            # count 1 and sum = the code itself: a code that is never chosen then
+            # decays in both and stays put (a zero count would fling it far away)
+            self.register_buffer("ema_count", torch.ones(k))
             self.register_buffer("ema_sum", self.codebook.detach().clone())
         # EMA of assignments per batch. It starts at 0, so with restart_dead the
         # first training batch re-seeds every code with an encoder output: the

@@ -282,18 +282,28 @@ def code_patches(
 
 
 def patch_strip(
-    images: torch.Tensor, indices: torch.Tensor, code: int, count: int = 6
+    images: torch.Tensor,
+    indices: torch.Tensor,
+    code: int,
+    count: int = 6,
+    zoom: int = 4,
 ) -> np.ndarray:
-    """:func:`code_patches` laid out in one fixed-width uint8 strip (white where
-    the code has fewer than ``count`` patches)."""
-    found = code_patches(images, indices, code, count)
+    """:func:`code_patches` (one cell of context) in one RGB strip, ``zoom`` times
+    enlarged, with the quantised centre cell outlined in red; white where the
+    code has fewer than ``count`` patches."""
+    found = code_patches(images, indices, code, count, context=1)
     side = found.shape[-1]
-    strip = np.full(
-        (side, count * (side + 1) - 1) + ((3,) if images.shape[1] == 3 else ()),
-        255,
-        np.uint8,
-    )
+    cell = side // 3
+    strip = np.full((side, count * (side + 1) - 1, 3), 255, np.uint8)
     if len(found):
         row = tile(found, ncols=len(found))
-        strip[:, : row.shape[1]] = row
+        strip[:, : row.shape[1]] = row[..., None] if row.ndim == 2 else row
+    strip = strip.repeat(zoom, axis=0).repeat(zoom, axis=1)
+    red, size, top = (214, 39, 40), cell * zoom, cell * zoom
+    for i in range(len(found)):
+        left = (i * (side + 1) + cell) * zoom
+        strip[top, left : left + size] = red
+        strip[top + size - 1, left : left + size] = red
+        strip[top : top + size, left] = red
+        strip[top : top + size, left + size - 1] = red
     return strip
