@@ -117,3 +117,15 @@ def test_restarts_seed_the_whole_codebook_from_the_first_batch():
     flat = z.permute(0, 2, 3, 1).reshape(-1, 4)
     distance = (vq.codebook.detach()[:, None] - flat[None]).abs().sum(-1).min(1).values
     assert (distance < 1e-5).all()
+
+
+def test_ema_leaves_a_code_that_is_never_chosen_where_it_is():
+    """With a zero starting count the smoothed division would fling it far away."""
+    vq = make(ema=True)
+    vq.codebook.data[15] += 50.0  # far from all data: never chosen
+    vq.ema_sum[15] = vq.codebook.data[15]
+    before = vq.codebook[15].clone()
+    for _ in range(30):
+        out = vq.train()(torch.randn(2, 4, 4, 4))
+        assert (out.indices != 15).all()
+    assert torch.allclose(vq.codebook[15], before, rtol=1e-3)
