@@ -540,12 +540,12 @@ def codebook_explorer(
   <div style="display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start">
     <canvas class="cb-scatter" width="320" height="320" style="border:1px solid #888;cursor:crosshair"
       aria-label="codebook vectors, PCA"></canvas>
-    <div style="min-width:250px">
+    <div style="flex:1 1 260px;min-width:0">
       <div class="cb-info" style="font-weight:bold;margin-bottom:6px"></div>
       <div>what the decoder draws from a grid of only this code:</div>
       <canvas class="cb-decoded" width="112" height="112" style="border:1px solid #888;margin:4px 0 8px"></canvas>
       <div>image patches the encoder sent to this code (test set):</div>
-      <canvas class="cb-patches" width="300" height="56" style="margin-top:4px"></canvas>
+      <canvas class="cb-patches" width="280" height="44" style="margin-top:4px;max-width:100%"></canvas>
       <div style="color:#555;font-size:12px;margin-top:6px">hover to look, click to pin a code;
         point area = usage, grey rings = codes never used</div>
     </div>
