@@ -52,9 +52,8 @@ class Experiment:
     train: TrainConfig
     data: DataConfig
     scale: str
-    source: str = (
-        ""  # what the training data is derived from, e.g. a VQ-VAE's cache key
-    )
+    # what the training data is derived from, e.g. the VQ-VAE whose codes a prior learns
+    source: str = ""
 
 
 _AE = {
@@ -157,7 +156,7 @@ def moons(scale: str, model: str = "vae", **train_overrides: Any) -> Experiment:
     )
 
 
-# data, (image channels, size), encoder widths, K, D: MNIST for tiny, the paper's CIFAR-10 above
+# data, (image channels, size), encoder widths, K, D: MNIST at tiny, CIFAR-10 above
 _CIFAR_VQVAE = (
     DataConfig(name="cifar10", source="torchvision"),
     (3, 32),
