@@ -35,10 +35,23 @@ def _live(live: bool | None) -> bool:
     return (in_notebook() and not is_book_build()) if live is None else live
 
 
-def png_base64(array: np.ndarray) -> str:
+def png_bytes(
+    array: np.ndarray, width: int | None = None, optimize: bool = False
+) -> bytes:
+    """PNG file bytes of a uint8 image, optionally resized (nearest) to ``width``."""
+    if width is not None:
+        height = round(array.shape[0] * width / array.shape[1])
+        array = np.asarray(
+            Image.fromarray(array).resize((width, height), Image.NEAREST)
+        )
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", optimize=True)
-    return base64.b64encode(buffer.getvalue()).decode()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=optimize)
+    return buffer.getvalue()
+
+
+def png_base64(array: np.ndarray) -> str:
+    """A compact PNG as base64 text, for data URLs in the static website."""
+    return base64.b64encode(png_bytes(array, optimize=True)).decode()
 
 
 def _json_for_script(value) -> str:
@@ -255,9 +268,6 @@ def _live_latent_explorer(panels: list[LatentPanel], steps: int):
             )
         )
 
-    def to_png(array: np.ndarray) -> bytes:
-        return base64.b64decode(png_base64(array))
-
     @torch.no_grad()
     def update(_=None):
         # slider values are fractions of the first panel's extent, so panels with
@@ -272,14 +282,12 @@ def _live_latent_explorer(panels: list[LatentPanel], steps: int):
                 [[px0 + fx * (px1 - px0), py0 + fy * (py1 - py0)]], dtype=torch.float32
             )
             decoded = to_numpy_images(panel.decode(z).cpu())[0]
-            image_widget.value = to_png(
-                np.asarray(Image.fromarray(decoded).resize((140, 140), Image.NEAREST))
-            )
+            image_widget.value = png_bytes(decoded, 140)
             marked = Image.fromarray(scatter.copy())
             draw = ImageDraw.Draw(marked)
             mx, my = fx * scatter.shape[1], (1 - fy) * scatter.shape[0]
             draw.ellipse([mx - 7, my - 7, mx + 7, my + 7], outline="black", width=2)
-            scatter_widget.value = to_png(np.asarray(marked))
+            scatter_widget.value = png_bytes(np.asarray(marked))
 
     for slider in sliders:
         slider.observe(update, names="value")
@@ -463,7 +471,7 @@ def _live_stepper(values, render, label, fmt, width, live_range, log, start):
 
     def update(_=None):
         for title, array in render(slider.value).items():
-            images[title].value = base64.b64decode(png_base64(array))
+            images[title].value = png_bytes(array)
 
     slider.observe(update, names="value")
     update()
@@ -635,11 +643,6 @@ def _live_codebook_explorer(points, usage, patches, decoded):
     info = widgets.HTML()
     areas = 4 + 120 * usage.numpy() / max(1.0, usage.max().item())
 
-    def to_png(array: np.ndarray, width: int) -> bytes:
-        height = round(array.shape[0] * width / array.shape[1])
-        resized = Image.fromarray(array).resize((width, height), Image.NEAREST)
-        return base64.b64decode(png_base64(np.asarray(resized)))
-
     def update(_=None):
         k = slider.value
         fig, ax = plt.subplots(figsize=(3.4, 3.4), dpi=80)
@@ -648,9 +651,9 @@ def _live_codebook_explorer(points, usage, patches, decoded):
             *points[k], s=areas[k] + 60, facecolors="none", edgecolors="#d62728", lw=2
         )
         ax.set_xticks([]), ax.set_yticks([])
-        scatter.value = to_png(figure_to_array(fig), 300)
-        image.value = to_png(decoded(k), 112)
-        strip.value = to_png(patches(k), 300)
+        scatter.value = png_bytes(figure_to_array(fig), 300)
+        image.value = png_bytes(decoded(k), 112)
+        strip.value = png_bytes(patches(k), 300)
         info.value = f"<b>code {k}</b>: used {int(usage[k])} times"
 
     slider.observe(update, names="value")

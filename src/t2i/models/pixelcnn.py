@@ -177,8 +177,12 @@ class GatedPixelCNN(nn.Module):
             )
         return labels.expand(n) if labels.ndim == 0 else labels
 
-    def from_embedded(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, K, h, w)`` from embedded codes ``(B, C, h, w)``."""
+    def from_embedded(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits ``(B, K, h, w)`` from embedded codes ``(B, C, h, w)``; also the
+        entry point for gradients with respect to the input (receptive fields)."""
+        labels = self._labels(labels, len(x), x.device)
         v = h = x
         for layer in self.layers:
             v, h = layer(v, h, labels)
