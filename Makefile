@@ -27,7 +27,9 @@ book: $(STAMP)
 	@echo "Open _build/html/index.html in a browser (or: $(PY) -m http.server -d _build/html)"
 
 ## make test: unit tests, the book build with warnings as errors, then page and browser tests
+## (Chromium for the browser tests is installed first when it is missing)
 test: $(STAMP)
+	.ci/ensure-chromium $(VENV)
 	$(PY) -m pytest -m "not book"
 	$(MAKE) book
 	$(PY) -m pytest -m book

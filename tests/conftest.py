@@ -21,6 +21,7 @@ def isolated(tmp_path, monkeypatch):
 
 
 def find_chromium() -> str | None:
+    """A system Chromium (or $T2I_CHROMIUM), else the one Playwright installed."""
     for name in (
         os.environ.get("T2I_CHROMIUM"),
         "chromium",
@@ -29,20 +30,24 @@ def find_chromium() -> str | None:
     ):
         if name and shutil.which(name):
             return shutil.which(name)
-    return None
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            bundled = p.chromium.executable_path
+        return bundled if os.path.exists(bundled) else None
+    except Exception:
+        return None
 
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
     path = find_chromium()
     if path is None:
-        message = (
-            "no Chromium found for the browser tests: install it with "
-            "`sudo apt-get install chromium` (or set T2I_CHROMIUM to a Chrome binary)"
+        pytest.fail(
+            "no Chromium for the browser tests: `make test` installs it (see "
+            ".ci/ensure-chromium), or run `sudo apt-get install chromium`"
         )
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
     return path
 
 

@@ -68,16 +68,25 @@ def test_benchmarks_page_quotes_the_measured_numbers(built_book):
     assert re.search(r"-?\d{2,3}\.\d\b", text), "the glued ELBO values are missing"
 
 
-def test_each_chapter_ran_within_the_tiny_budget(built_book):
-    from jupyter_cache import get_cache
-
-    cache = get_cache(str(built_book.parent / ".jupyter_cache"))
-    records = cache.list_cache_records()
-    chapters = [r for r in records if "chapters/" in r.uri]
-    assert chapters, "no executed chapter in the jupyter cache"
-    for record in chapters:
-        seconds = record.data.get("execution_seconds")
-        assert seconds is not None and seconds < 180, (record.uri, seconds)
+def test_benchmarks_page_reports_each_chapter_against_its_time_budget(built_book):
+    """Time is a figure, not a test: the page shows it, with a warning when over."""
+    html = (built_book / "book" / "benchmarks.html").read_text()
+    text = re.sub(r"<[^>]+>", " ", html)
+    rows = re.findall(
+        r"chapters/(\d\d)_\w+\s+(\d+)\s+(cold|warm)\s+(\d+) of (\d+)\s+(180|240)\s+"
+        r"(within budget|OVER BUDGET|not a cold run: no verdict)",
+        text,
+    )
+    assert {r[0] for r in rows} >= {"01", "02", "03"}, rows
+    for _, seconds, run, trained, total, budget, verdict in rows:
+        assert (run == "cold") == (trained == total)
+        if run == "warm":
+            assert verdict == "not a cold run: no verdict"
+        else:
+            over = int(seconds) > int(budget)
+            assert verdict == ("OVER BUDGET" if over else "within budget")
+    over_any = any(r[6] == "OVER BUDGET" for r in rows)
+    assert ("Over the tiny-scale time budget" in text) == over_any
 
 
 def test_vae_page_has_its_figures_and_numbers(built_book):
@@ -102,3 +111,67 @@ def test_vqvae_page_has_its_figures_and_numbers(built_book):
     assert len(used) == 2 and used[0] < used[1], (
         "the collapse demo should show fewer codes in use"
     )
+
+
+def page_text(html: str) -> str:
+    """Visible text of a page, whitespace folded (scripts and styles dropped)."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", html)
+    for entity, char in (
+        ("&#8217;", "'"),
+        ("&#39;", "'"),
+        ("&amp;", "&"),
+        ("&quot;", '"'),
+    ):
+        text = text.replace(entity, char)
+    return re.sub(r"\s+", " ", text).replace("*", "")
+
+
+CHAPTER_PAGES = ("01_autoencoder", "02_vae", "03_vqvae")
+
+
+@pytest.mark.parametrize("chapter", CHAPTER_PAGES)
+def test_every_checked_sentence_is_on_the_page(built_book, chapter):
+    """The guards and the prose cannot drift apart: each sentence the run checked
+    (listed in the footer) also stands in the chapter's text."""
+    html = (built_book / "chapters" / f"{chapter}.html").read_text()
+    footer = re.search(r'<details class="t2i-claims">(.*?)</details>', html, re.S)
+    assert footer, "the footer lists no checked sentences"
+    rows = re.findall(r"<tr[^>]*>\s*<td[^>]*>(.*?)</td>", footer.group(1), re.S)
+    body = page_text(html.replace(footer.group(0), "")).lower()
+    assert len(rows) >= 4
+    for row in rows:
+        sentence = page_text(row).strip()
+        assert sentence.lower() in body, f"checked but not on the page: {sentence!r}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTER_PAGES)
+def test_figures_are_numbered_with_captions_and_alt_text(built_book, chapter):
+    html = (built_book / "chapters" / f"{chapter}.html").read_text()
+    number = int(chapter[:2])
+    captions = re.findall(
+        r'<span class="caption-number">Fig\. (\d+)\.(\d+) </span>', html
+    )
+    assert len(captions) >= 5 and {int(c) for c, _ in captions} == {number}
+    assert [int(n) for _, n in captions] == list(range(1, len(captions) + 1))
+    for alt in re.findall(r'<img alt="([^"]*)" src="../_images/', html):
+        assert " " in alt, f"an image without a real alt text: {alt!r}"
+
+
+def test_launch_buttons_only_on_chapter_pages(built_book):
+    assert (
+        "colab.research.google.com"
+        not in (built_book / "book" / "intro.html").read_text()
+    )
+    assert (
+        "colab.research.google.com"
+        in (built_book / "chapters" / "02_vae.html").read_text()
+    )
+
+
+def test_glossary_defines_the_terms_the_chapters_use(built_book):
+    glossary = page_text((built_book / "book" / "glossary.html").read_text())
+    for term in ("perplexity", "PSNR", "total variation", "nat", "bits-back coding"):
+        assert term in glossary, term
+    chapter = (built_book / "chapters" / "01_autoencoder.html").read_text()
+    assert "glossary.html#term-PSNR" in chapter

@@ -11,9 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import t2i.train
+import t2i.cache
 from t2i import checkpoints, configs
-from t2i.checkpoints import atomic_torch_save, download, get_or_train, run_dir
+from t2i.cache import get_or_train, run_dir
+from t2i.checkpoints import atomic_torch_save, download
 from t2i.models.ae import AutoEncoder
 
 
@@ -35,7 +36,7 @@ def test_second_call_loads_instead_of_training(tiny_data, monkeypatch, capsys):
     def no_training(*args, **kwargs):
         raise AssertionError("trained again although the weights were cached")
 
-    monkeypatch.setattr(t2i.train, "fit", no_training)
+    monkeypatch.setattr(t2i.cache, "fit", no_training)
     again, history_again = get_or_train("ae-test", experiment, AutoEncoder, tiny_data)
     assert "loaded trained weights" in capsys.readouterr().out
     assert history_again == history
@@ -46,16 +47,43 @@ def test_second_call_loads_instead_of_training(tiny_data, monkeypatch, capsys):
         assert torch.equal(a, b)
 
 
-def test_any_config_change_gives_a_new_cache_entry():
-    assert run_dir("ae", small_experiment()) != run_dir("ae", small_experiment(lr=1e-4))
-    assert run_dir("ae", small_experiment()) != run_dir("other", small_experiment())
-    assert run_dir("ae", small_experiment()) == run_dir("ae", small_experiment())
+def test_any_config_change_gives_a_new_cache_entry(tiny_data):
+    def folder(name="ae", **overrides):
+        return run_dir(name, small_experiment(**overrides), tiny_data)
+
+    assert folder() != folder(lr=1e-4)
+    assert folder() != folder("other")
+    assert folder() == folder()
+
+
+def test_the_key_follows_the_data_actually_loaded_not_the_config(tiny_data):
+    """source="auto" may resolve to full MNIST or to the sample: two models."""
+    experiment = small_experiment()
+    other = (tiny_data[0].flip(0), tiny_data[1])
+    assert run_dir("ae", experiment, tiny_data) != run_dir("ae", experiment, other)
+    assert run_dir("ae", experiment, tiny_data) == run_dir(
+        "ae", experiment, (tiny_data[0].clone(), tiny_data[1].clone())
+    )
+    evaluated = run_dir("ae", experiment, tiny_data, eval_data=other)
+    assert evaluated != run_dir("ae", experiment, tiny_data)
+
+
+def test_a_model_trained_on_other_data_is_not_loaded(tiny_data, capsys):
+    experiment = small_experiment()
+    get_or_train("ae-test", experiment, AutoEncoder, tiny_data)
+    capsys.readouterr()
+    fallback = (
+        torch.rand(128, 1, 28, 28),
+        tiny_data[1],
+    )  # what a failed download gives
+    get_or_train("ae-test", experiment, AutoEncoder, fallback)
+    assert "loaded trained weights" not in capsys.readouterr().out
 
 
 def test_damaged_weights_are_detected_and_retrained(tiny_data, capsys):
     experiment = small_experiment()
     get_or_train("ae-test", experiment, AutoEncoder, tiny_data)
-    weights = run_dir("ae-test", experiment) / "model.safetensors"
+    weights = run_dir("ae-test", experiment, tiny_data) / "model.safetensors"
     blob = bytearray(weights.read_bytes())
     blob[-10] ^= 0xFF  # one flipped byte inside a tensor: the header is still valid
     weights.write_bytes(bytes(blob))
@@ -68,7 +96,7 @@ def test_damaged_weights_are_detected_and_retrained(tiny_data, capsys):
 def test_truncated_weights_are_retrained(tiny_data, capsys):
     experiment = small_experiment()
     get_or_train("ae-test", experiment, AutoEncoder, tiny_data)
-    weights = run_dir("ae-test", experiment) / "model.safetensors"
+    weights = run_dir("ae-test", experiment, tiny_data) / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     get_or_train("ae-test", experiment, AutoEncoder, tiny_data)
     assert "training again" in capsys.readouterr().out
@@ -76,7 +104,7 @@ def test_truncated_weights_are_retrained(tiny_data, capsys):
 
 def test_truncated_resume_checkpoint_restarts_from_zero(tiny_data, capsys):
     experiment = small_experiment()
-    folder = run_dir("ae-test", experiment)
+    folder = run_dir("ae-test", experiment, tiny_data)
     folder.mkdir(parents=True)
     (folder / "resume.pt").write_bytes(b"PK\x03\x04 half a zip file")
     model, history = get_or_train("ae-test", experiment, AutoEncoder, tiny_data)
@@ -113,13 +141,35 @@ def test_download_verifies_the_checksum(tmp_path):
     assert not (tmp_path / "bad.bin").exists()
     with pytest.raises(ConnectionError, match="offline"):
         download("http://127.0.0.1:9/weights.bin", tmp_path / "x.bin", good)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.bin", "weights.bin"]
+
+
+def test_concurrent_downloads_use_their_own_temporary_files(tmp_path, monkeypatch):
+    """Two processes fetching one file must not write into each other's copy."""
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"pretend weights")
+    good = hashlib.sha256(b"pretend weights").hexdigest()
+    seen = []
+    real_copy = checkpoints.shutil.copyfileobj
+
+    def copy_and_note(response, f):
+        seen.append(f.name)
+        if len(seen) == 1:  # a second download starts while the first is writing
+            download(source.as_uri(), tmp_path / "copy.bin", good)
+        real_copy(response, f)
+
+    monkeypatch.setattr(checkpoints.shutil, "copyfileobj", copy_and_note)
+    download(source.as_uri(), tmp_path / "copy.bin", good)
+    assert len(seen) == 2 and seen[0] != seen[1]
+    assert (tmp_path / "copy.bin").read_bytes() == b"pretend weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.bin", "weights.bin"]
 
 
 KILLABLE = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     from t2i import configs, data
-    from t2i.checkpoints import get_or_train
+    from t2i.cache import get_or_train
     from t2i.models.ae import AutoEncoder
     x, y = data.load_mnist("train", source="sample", limit=512)
     experiment = configs.autoencoder("tiny", latent_dim=2, steps=STEPS, batch_size=64,

@@ -1,5 +1,8 @@
 import json
 import re
+import shutil
+import subprocess
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -7,6 +10,7 @@ import torch
 
 from t2i import interactive
 from t2i.interactive import LatentPanel
+from t2i.interactive.core import SCRIPT_FUNCTIONS
 
 
 def coordinate_decoder(z):
@@ -179,3 +183,48 @@ def test_codebook_explorer_refuses_mismatched_usage():
     codebook, usage, patches, decoded = _codebook_args()
     with pytest.raises(ValueError, match="usage"):
         interactive.codebook_explorer(codebook, usage[:3], patches, decoded, live=False)
+
+
+def test_codebook_legend_mentions_unused_codes_only_when_there_are_some():
+    codebook, usage, patches, decoded = _codebook_args()
+    with_unused = interactive.codebook_explorer(
+        codebook, usage, patches, decoded, live=False
+    ).data
+    all_used = interactive.codebook_explorer(
+        codebook, usage + 1, patches, decoded, live=False
+    ).data
+    assert "grey rings" in with_unused and "grey rings" not in all_used
+    assert "principal components" in all_used
+
+
+def test_every_script_is_valid_javascript_defining_its_function():
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is missing: install nodejs to check the figures' scripts")
+    scripts = sorted(resources.files("t2i.interactive").joinpath("js").iterdir())
+    assert sorted(script.name for script in scripts) == sorted(SCRIPT_FUNCTIONS)
+    for script in scripts:
+        check = subprocess.run([node, "--check", str(script)], capture_output=True)
+        assert check.returncode == 0, check.stderr.decode()
+        functions = re.findall(r"^function (\w+)\(root\)", script.read_text(), re.M)
+        assert functions == [SCRIPT_FUNCTIONS[script.name]], script.name
+
+
+def static_figures(panel):
+    import plotly.graph_objects as go
+
+    return {
+        "latent explorer": interactive.latent_explorer(panel, steps=3, live=False),
+        "stepper": interactive.image_stepper([1, 2], shade, live=False),
+        "codebook": interactive.codebook_explorer(*_codebook_args(), live=False),
+        "plotly": interactive.plotly_figure(go.Figure(go.Bar(y=[1])), live=False),
+    }
+
+
+def test_static_figures_run_their_script_with_no_formatting_left(panel):
+    for name, figure in static_figures(panel).items():
+        page = figure.data
+        assert "%(" not in page and "%%" not in page, name
+        calls = re.findall(r'(\w+)\(document\.getElementById\("([\w-]+)"\)\);', page)
+        assert len(calls) == 1 and calls[0][0] in SCRIPT_FUNCTIONS.values(), name
+        assert f'id="{calls[0][1]}"' in page, name

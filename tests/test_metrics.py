@@ -17,6 +17,23 @@ def test_nearest_labels_follow_the_clusters():
     assert metrics.nearest_labels(query, codes, labels, k=5).tolist() == [3, 7, 3]
 
 
+def test_a_tied_vote_goes_to_the_nearest_neighbour_not_the_smallest_label():
+    codes = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    labels = torch.tensor([0, 0, 9, 9])
+    # nearest first: 9 (2.0), 9 (3.0), 0 (1.0), 0 (0.0): two votes each
+    assert metrics.nearest_labels(
+        torch.tensor([[2.4]]), codes, labels, k=4
+    ).tolist() == [9]
+    assert metrics.nearest_labels(
+        torch.tensor([[0.6]]), codes, labels, k=4
+    ).tolist() == [0]
+    # a clear majority still wins over a nearer single vote
+    labels = torch.tensor([5, 1, 1, 2])
+    assert metrics.nearest_labels(
+        torch.tensor([[0.0]]), codes, labels, k=4
+    ).tolist() == [1]
+
+
 def test_class_mix_and_total_variation():
     mix = metrics.class_mix(torch.tensor([0, 0, 1, 3]), num_classes=4)
     assert mix.tolist() == [0.5, 0.25, 0.0, 0.25]

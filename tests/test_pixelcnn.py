@@ -53,9 +53,7 @@ def test_gated_stacks_have_no_blind_spot_the_plain_stack_has_one():
     size, position = 9, (6, 4)
     plain = receptive_field(plain_pixelcnn(8, 4, 3), 8, size, position)
     net = model(channels=8, grid_size=size)
-    gated = receptive_field(
-        net.from_embedded, 8, size, position
-    )
+    gated = receptive_field(net.from_embedded, 8, size, position)
     for field in (plain, gated):  # neither sees the current or a later position
         assert field[6, 4:].sum() == 0 and field[7:].sum() == 0
     blind = (5, 7)  # one row up, three to the right
@@ -110,3 +108,23 @@ def test_loss_is_bits_per_code_and_learns_a_fixed_pattern():
         net.loss((pattern, labels))["loss"].backward()
         optimizer.step()
     assert net.loss((pattern, labels))["bits_per_code"] < 0.2 * first["bits_per_code"]
+
+
+def test_bits_per_code_counts_only_the_examples_that_kept_their_class():
+    """Training curve and test points must measure the same (conditional) thing."""
+    net = model(class_dropout=0.5).train()
+    g = SMALL.grid_size
+    codes = torch.randint(SMALL.num_codes, (64, g, g))
+    labels = torch.randint(SMALL.num_classes, (64,))
+    torch.manual_seed(3)
+    metrics = net.loss((codes, labels))
+    torch.manual_seed(3)  # the same draw of dropped examples
+    dropped = torch.rand(64) < 0.5
+    with torch.no_grad():
+        kept_labels = labels.masked_fill(dropped, net.no_class)
+        per_grid = torch.nn.functional.cross_entropy(
+            net.logits(codes, kept_labels), codes, reduction="none"
+        ).mean((1, 2))
+    assert torch.isclose(metrics["loss"], per_grid.mean())
+    expected_bits = per_grid[~dropped].mean() / torch.log(torch.tensor(2.0))
+    assert torch.isclose(metrics["bits_per_code"], expected_bits)

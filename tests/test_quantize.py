@@ -119,7 +119,7 @@ def test_restarts_seed_the_whole_codebook_from_the_first_batch():
     assert (distance < 1e-5).all()
 
 
-def test_ema_leaves_a_code_that_is_never_chosen_where_it_is():
+def test_ema_leaves_a_code_that_is_never_chosen_where_it_is_at_first():
     """With a zero starting count the smoothed division would fling it far away."""
     vq = make(ema=True)
     vq.codebook.data[15] += 50.0  # far from all data: never chosen
@@ -129,3 +129,43 @@ def test_ema_leaves_a_code_that_is_never_chosen_where_it_is():
         out = vq.train()(torch.randn(2, 4, 4, 4))
         assert (out.indices != 15).all()
     assert torch.allclose(vq.codebook[15], before, rtol=1e-3)
+
+
+def test_an_unused_ema_code_shrinks_towards_zero_once_its_count_is_tiny():
+    """Its count and sum decay together, so it holds still until the count
+    reaches the smoothing constant, after log(eps) / log(decay) steps; then
+    it shrinks towards 0, where it may win data again."""
+    import math
+
+    from t2i.quantize import EMA_SMOOTHING
+
+    vq = make(ema=True, num_codes=4, code_dim=2)
+    start = vq.codebook[3].norm().item()
+    counts = torch.tensor([10.0, 10.0, 10.0, 0.0])
+    sums = vq.ema_sum.clone() * 0  # assigned vectors sit at the origin, irrelevant here
+    sums[:3] = vq.codebook.data[:3] * 10
+    halving = math.log(EMA_SMOOTHING) / math.log(vq.config.decay)
+    norms = {}
+    for step in range(1, 1601):
+        vq._ema_update(counts, sums)
+        norms[step] = vq.codebook[3].norm().item() / start
+    assert norms[500] > 0.99  # still where it was
+    assert 0.4 < norms[round(halving)] < 0.6  # half its size after ~1,146 steps
+    assert norms[1600] < 0.02  # next to the origin
+
+
+def test_quantiser_runs_in_float32_under_bf16_autocast():
+    """Near-tie vectors must still get their nearest code (bf16 distances would not)."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(VQConfig(num_codes=64, code_dim=32)).eval()
+    vq.codebook.data.normal_()
+    # each vector sits almost halfway between two codes
+    a, b = torch.randint(64, (2, 400))
+    flat = 0.5 * (vq.codebook[a] + vq.codebook[b]) + 1e-3 * torch.randn(400, 32)
+    flat = flat.detach()
+    z = flat.T.reshape(1, 32, 20, 20)
+    expected = torch.cdist(flat.double(), vq.codebook.double()).argmin(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = vq(z)
+    assert torch.equal(out.indices.flatten(), expected)
+    assert out.vectors.dtype == torch.float32

@@ -67,3 +67,17 @@ def test_sampling_follows_the_distribution():
 def test_bad_settings_say_what_is_allowed(settings, message):
     with pytest.raises(ValueError, match=message):
         sample_logits(torch.zeros(2, 3), **settings)
+
+
+def test_tiny_temperatures_are_argmax_not_nan():
+    logits = torch.tensor([[0.1, 2.0, 1.9], [3.0, -1.0, 2.999]])
+    for temperature in (1e-45, 1e-30, 1e-7):
+        assert sample_logits(logits, temperature=temperature).tolist() == [1, 0]
+
+
+def test_a_row_with_no_possible_code_gets_a_clear_error():
+    logits = torch.tensor([[0.0, 1.0], [float("-inf"), float("-inf")]])
+    with pytest.raises(ValueError, match="row 1 .* no code a chance"):
+        sample_logits(logits)
+    with pytest.raises(ValueError, match="NaN"):
+        sample_logits(torch.tensor([[0.0, float("nan")]]))

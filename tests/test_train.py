@@ -88,3 +88,79 @@ def test_history_has_one_point_per_log_interval():
     )
     assert history["step"] == [5, 10, 15, 20]
     assert len(history["loss"]) == 4 and history["eval_step"] == [20]
+
+
+class NoisyScalar(nn.Module):
+    """Its loss draws noise from ``generator``, as a VAE draws from its device's."""
+
+    def __init__(self, generator: torch.Generator, crash_at: int | None = None):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+        self.generator, self.calls, self.crash_at = generator, 0, crash_at
+
+    def loss(self, batch):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise KeyboardInterrupt("killed")
+        noise = torch.rand(1, generator=self.generator) + torch.rand(1)
+        return {"loss": ((self.w - noise) ** 2).sum()}
+
+
+def test_resume_restores_the_gpu_random_state_too(tmp_path, monkeypatch):
+    """Where CUDA is absent a fake CUDA generator stands in: the same code path."""
+    import t2i.train
+
+    fake_cuda = torch.Generator()
+    # the CUDA entry reports itself present; its own read/restore code runs as is
+    monkeypatch.setattr(
+        t2i.train,
+        "RANDOM_GENERATORS",
+        tuple(
+            (name, (lambda: True) if name == "cuda" else present, read, restore)
+            for name, present, read, restore in t2i.train.RANDOM_GENERATORS
+        ),
+    )
+    monkeypatch.setattr(
+        torch.cuda, "get_rng_state_all", lambda: [fake_cuda.get_state()]
+    )
+    monkeypatch.setattr(
+        torch.cuda, "set_rng_state_all", lambda states: fake_cuda.set_state(states[0])
+    )
+    config = TrainConfig(
+        steps=20, batch_size=4, log_every=5, checkpoint_every=10, device="cpu"
+    )
+    data_ = (torch.zeros(16, 1),)
+
+    def fresh_start():  # a new process: both generators start somewhere else
+        fake_cuda.manual_seed(123)
+        torch.manual_seed(123)
+
+    fresh_start()
+    whole = NoisyScalar(fake_cuda)
+    fit(whole, data_, config)
+
+    fresh_start()
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            NoisyScalar(fake_cuda, crash_at=14),
+            data_,
+            config,
+            checkpoint=tmp_path / "r.pt",
+        )
+    fake_cuda.manual_seed(999)  # the restarted process has other states
+    torch.manual_seed(999)
+    resumed = NoisyScalar(fake_cuda)
+    history = fit(resumed, data_, config, checkpoint=tmp_path / "r.pt")
+    assert history["step"] == [5, 10, 15, 20]
+    assert torch.equal(resumed.w, whole.w)
+
+
+def test_bad_training_settings_name_the_field():
+    for field, value in (
+        ("steps", 0),
+        ("batch_size", -1),
+        ("lr", 0.0),
+        ("grad_clip", 0),
+    ):
+        with pytest.raises(ValueError, match=f"TrainConfig.{field}"):
+            TrainConfig(**{field: value})

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from t2i import configs
-from t2i.checkpoints import config_hash
 from t2i.models.vqvae import VQVAE, VQVAEConfig, bits_per_image
 from t2i.quantize import VQConfig, kmeans, nearest_codes
 
@@ -78,12 +77,18 @@ def test_kmeans_lowers_distortion_every_round_and_assigns_to_the_nearest_centre(
         kmeans(points, k=0, iterations=1)
 
 
-def test_prior_cache_key_follows_the_vqvae_it_learns_from():
+def test_prior_cache_key_follows_the_weights_of_the_vqvae_it_learns_from():
+    """A VQ-VAE retrained under the same settings gets a new prior too."""
+    from t2i.cache import run_dir
+
     vq = configs.vqvae("tiny")
-    other = configs.vqvae("tiny", steps=10)
-    a, b = configs.pixelcnn_prior("tiny", vq), configs.pixelcnn_prior("tiny", other)
+    first, retrained = VQVAE(vq.model), VQVAE(vq.model)
+    a = configs.pixelcnn_prior("tiny", vq, first)
+    b = configs.pixelcnn_prior("tiny", vq, retrained)
     assert a.model == b.model and a.train == b.train
-    assert config_hash("prior", a) != config_hash("prior", b)
+    codes = (torch.zeros(4, 7, 7, dtype=torch.long), torch.zeros(4, dtype=torch.long))
+    assert run_dir("prior", a, codes) != run_dir("prior", b, codes)
+    assert a == configs.pixelcnn_prior("tiny", vq, first)
     assert a.model.num_codes == vq.model.vq.num_codes and a.model.grid_size == 7
 
 
@@ -110,5 +115,6 @@ def test_small_scale_models_run_on_colour_images_and_their_code_grids():
     x = torch.rand(2, 3, 32, 32)
     grids = model.codes(x)
     assert grids.shape == (2, 8, 8) and model(x).shape == x.shape
-    prior = GatedPixelCNN(configs.pixelcnn_prior("small", vq_exp).model).eval()
+    prior_exp = configs.pixelcnn_prior("small", vq_exp, model)
+    prior = GatedPixelCNN(prior_exp.model).eval()
     assert prior.logits(grids, torch.tensor([0, 9])).shape == (2, 512, 8, 8)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from . import configs, data
-from .checkpoints import get_or_train, run_dir
+from .cache import get_or_train, run_dir
 from .models.ae import AutoEncoder
 from .models.pixelcnn import GatedPixelCNN
 from .models.vqvae import VQVAE
@@ -32,7 +32,8 @@ def train_autoencoder(scale: str, latent_dim: int, steps: int | None = None) -> 
         name, experiment, AutoEncoder, train_set, eval_data=test_set
     )
     print(f"{name}: test MSE {evaluate(model, test_set)['loss']:.4f}")
-    print(f"weights: {run_dir(name, experiment) / 'model.safetensors'}")
+    folder = run_dir(name, experiment, train_set, test_set)
+    print(f"weights: {folder / 'model.safetensors'}")
 
 
 def train_vqvae(scale: str, with_prior: bool, steps: int | None = None) -> None:
@@ -45,18 +46,16 @@ def train_vqvae(scale: str, with_prior: bool, steps: int | None = None) -> None:
     print(f"vqvae: test MSE {evaluate(vqvae, test_set)['reconstruction']:.4f}")
     if not with_prior:
         return
-    prior_exp = configs.pixelcnn_prior(scale, experiment, **_steps(steps))
+    prior_exp = configs.pixelcnn_prior(scale, experiment, vqvae, **_steps(steps))
+    codes_train = (vqvae.codes(train_set[0]), train_set[1])
     codes_test = (vqvae.codes(test_set[0]), test_set[1])
     prior, _ = get_or_train(
-        "pixelcnn-prior",
-        prior_exp,
-        GatedPixelCNN,
-        (vqvae.codes(train_set[0]), train_set[1]),
-        eval_data=codes_test,
+        "pixelcnn-prior", prior_exp, GatedPixelCNN, codes_train, eval_data=codes_test
     )
     bits = evaluate(prior, codes_test)["bits_per_code"]
     print(f"pixelcnn-prior: test {bits:.3f} bits per code")
-    print(f"weights: {run_dir('pixelcnn-prior', prior_exp) / 'model.safetensors'}")
+    folder = run_dir("pixelcnn-prior", prior_exp, codes_train, codes_test)
+    print(f"weights: {folder / 'model.safetensors'}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 from .env import data_dir
+from .validate import check_sizes
 
+NAMES = ("mnist", "cifar10", "moons")
 SOURCES = ("auto", "torchvision", "sample")
 SAMPLE_TRAIN = 4000  # of the 5,000 shipped digits; the other 1,000 are the test split
 
@@ -39,6 +41,17 @@ class DataConfig:
     binarize: bool = False
     # moons: the phase ranges to train on, in units of pi
     phase_ranges: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self):
+        if self.name not in NAMES:
+            raise ValueError(
+                f"unknown data set {self.name!r}; this version of t2i knows "
+                f"{', '.join(repr(n) for n in NAMES)}"
+            )
+        _check_source(self.source)
+        for name in ("n_train", "n_test"):
+            if getattr(self, name) is not None:
+                check_sizes(self, name)
 
 
 def _check_source(source: str) -> None:
@@ -167,11 +180,6 @@ def load(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if config.name == "cifar10":
         images, labels = load_cifar10(split)
         return images[:limit], labels[:limit]
-    if config.name != "mnist":
-        raise ValueError(
-            f"unknown data set {config.name!r}; this version of t2i knows 'mnist', "
-            f"'cifar10' and 'moons'"
-        )
     images, labels = load_mnist(split, config.source, limit=limit)
     return (
         binarize(images, seed=0 if split == "train" else 1)

@@ -18,12 +18,36 @@ import numpy as np
 import torch
 
 
+def _usable_folder(variable: str, default: Path | str) -> Path:
+    """The folder ``$variable`` names (or ``default``), created if missing.
+
+    An unusable path (a file, or a folder that cannot be created) raises an
+    error that names the variable, not a bare ``NotADirectoryError``."""
+    folder = Path(os.environ.get(variable, str(default))).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        where = (
+            f"${variable}" if variable in os.environ else f"the default for {variable}"
+        )
+        problem = (
+            "is a file, not a folder"
+            if folder.is_file()
+            else f"cannot be created ({error.strerror})"
+        )
+        raise NotADirectoryError(
+            f"{folder} ({where}) {problem}. Set {variable} to a folder you can "
+            f"write to."
+        ) from None
+    return folder
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("T2I_CACHE", "~/.cache/t2i")).expanduser()
+    return _usable_folder("T2I_CACHE", "~/.cache/t2i")
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("T2I_DATA", cache_dir() / "data")).expanduser()
+    return _usable_folder("T2I_DATA", cache_dir() / "data")
 
 
 def is_book_build() -> bool:

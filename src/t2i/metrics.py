@@ -20,10 +20,21 @@ def nearest_labels(
     """The majority label among the ``k`` nearest ``codes`` of each query point.
 
     Used as a cheap stand-in for "which digit does the decoder draw here":
-    near a cluster of encoded 3s the decoder draws a 3.
+    near a cluster of encoded 3s the decoder draws a 3. A tied vote goes to
+    the tied label whose nearest member is closest (``torch.mode`` would
+    always pick the smallest label, and about one vote in ten is a tie).
     """
-    nearest = torch.cdist(query, codes).topk(k, largest=False).indices  # (Q, k)
-    return torch.mode(labels[nearest], dim=1).values
+    nearest = (
+        torch.cdist(query, codes).topk(k, largest=False).indices
+    )  # (Q, k), nearest first
+    neighbour_labels = labels[nearest]  # (Q, k)
+    votes = torch.nn.functional.one_hot(neighbour_labels, int(labels.max()) + 1).sum(1)
+    tied = votes == votes.max(1, keepdim=True).values  # (Q, C): the winning labels
+    winner_at = tied.gather(
+        1, neighbour_labels
+    )  # (Q, k): neighbour has a winning label
+    first = winner_at.int().argmax(1)  # the nearest such neighbour
+    return neighbour_labels.gather(1, first[:, None])[:, 0]
 
 
 def class_mix(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:

@@ -14,7 +14,17 @@ from torch import nn
 
 
 def check_images(x: torch.Tensor, channels: int, size: int) -> None:
-    """Raise a ValueError that says how to fix a batch of the wrong shape."""
+    """Raise a ValueError that says how to fix a batch of the wrong shape or type."""
+    if not torch.is_tensor(x):
+        raise TypeError(
+            f"expected a torch.Tensor of images, got {type(x).__name__}; convert "
+            f"with torch.as_tensor(x, dtype=torch.float32)"
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f"expected floating-point images with values in [0, 1], got {x.dtype}. "
+            f"Convert 8-bit images with x.float() / 255."
+        )
     if (
         x.ndim != 4
         or x.shape[1] != channels
@@ -25,6 +35,11 @@ def check_images(x: torch.Tensor, channels: int, size: int) -> None:
             f"expected images of shape (batch, {channels}, {size}, {size}), got {tuple(x.shape)}. "
             f"Resize or pad the images to {size}x{size} (add a channel axis with x[:, None] "
             f"for grey images), or build the model with image_size={x.shape[-1]}."
+        )
+    if len(x) and x.max() > 2:  # [0, 1] images never get near 2; 0-255 ones do
+        raise ValueError(
+            f"image values reach {x.max().item():g}, but the models expect [0, 1]. "
+            f"Divide images stored as 0-255 by 255."
         )
 
 

@@ -20,12 +20,16 @@ arXiv:1711.00937 (appendix for the EMA update).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from .validate import check_non_negative, check_probability, check_sizes
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,11 @@ class VQConfig:
     restart_dead: bool = False  # re-seed codes whose usage falls below dead_usage
     dead_usage: float = 0.03  # EMA of assignments per batch below which a code is dead
     restart_grace: float = 0.1  # a restarted code's usage: ~120 steps to prove itself
+
+    def __post_init__(self):
+        check_sizes(self, "num_codes", "code_dim")
+        check_non_negative(self, "beta", "dead_usage", "restart_grace")
+        check_probability(self, "decay", zero=False, one=False)
 
 
 @dataclass
@@ -54,6 +63,10 @@ class Quantized:
     perplexity: torch.Tensor
 
 
+# Laplace smoothing of the EMA counts, so a code with no assignments never divides by 0
+EMA_SMOOTHING = 1e-5
+
+
 def nearest_codes(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """Index of the nearest codebook row for each row of ``flat`` (squared L2)."""
     distances = (
@@ -62,6 +75,22 @@ def nearest_codes(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
         + codebook.pow(2).sum(1)[None, :]
     )  # (N, K)
     return distances.argmin(dim=1)
+
+
+def in_float32(forward: Callable) -> Callable:
+    """Run a quantiser's forward in float32 with autocast off.
+
+    Under bf16 autocast (the training loop's default on a GPU) about 1.4% of
+    near-tie vectors would get a code that is not their nearest, and the EMA
+    sums would drift. The decoder after it still runs in bf16.
+    """
+
+    @functools.wraps(forward)
+    def wrapper(self, z: torch.Tensor):
+        with torch.autocast(z.device.type, enabled=False):
+            return forward(self, z.float())
+
+    return wrapper
 
 
 class VectorQuantizer(nn.Module):
@@ -73,7 +102,10 @@ class VectorQuantizer(nn.Module):
         if config.ema:
             self.codebook.requires_grad_(False)
             # count 1 and sum = the code itself: a code that is never chosen then
-            # decays in both and stays put (a zero count would fling it far away)
+            # decays in both and holds still for a while (a zero count would fling
+            # it far away). Once its count falls to EMA_SMOOTHING, after
+            # log(EMA_SMOOTHING) / log(decay) steps (1,146 at decay 0.99), the
+            # smoothing takes over: it shrinks towards 0, where it may win data again.
             self.register_buffer("ema_count", torch.ones(k))
             self.register_buffer("ema_sum", self.codebook.detach().clone())
         # EMA of assignments per batch. It starts at 0, so with restart_dead the
@@ -85,12 +117,13 @@ class VectorQuantizer(nn.Module):
         """Code grid ``(B, H, W)`` -> code vectors ``(B, D, H, W)``, for decoding."""
         return rearrange(self.codebook[indices], "b h w d -> b d h w")
 
+    @in_float32
     def forward(self, z: torch.Tensor) -> Quantized:
         """Encoder output ``(B, D, H, W)`` -> quantised vectors, code indices, loss."""
         if z.ndim != 4 or z.shape[1] != self.config.code_dim:
             raise ValueError(
-                f"expected encoder output of shape (batch, {self.config.code_dim}, height, width), "
-                f"got {tuple(z.shape)}"
+                f"expected encoder output of shape (batch, {self.config.code_dim}, "
+                f"height, width), got {tuple(z.shape)}"
             )
         b, _, h, w = z.shape
         flat = rearrange(z, "b d h w -> (b h w) d")
@@ -134,8 +167,8 @@ class VectorQuantizer(nn.Module):
         self.ema_count.mul_(decay).add_(counts, alpha=1 - decay)
         self.ema_sum.mul_(decay).add_(sums, alpha=1 - decay)
         total = self.ema_count.sum()
-        # Laplace smoothing: a code with no assignments does not divide by zero
-        smoothed = (self.ema_count + 1e-5) / (total + k * 1e-5) * total
+        eps = EMA_SMOOTHING  # Laplace smoothing: an unused code does not divide by 0
+        smoothed = (self.ema_count + eps) / (total + k * eps) * total
         self.codebook.data.copy_(self.ema_sum / smoothed[:, None])
 
     def _restart_dead(self, flat: torch.Tensor) -> None:

@@ -5,7 +5,8 @@ transformers of chapters 5 to 7) ends a step with one logit per code. This
 module is the only place that turns those logits into a choice:
 
 * **temperature** T divides the logits: T < 1 sharpens the distribution
-  (safer, less varied samples), T > 1 flattens it; T = 0 means argmax.
+  (safer, less varied samples), T > 1 flattens it; T = 0 means argmax, and
+  so does any T below ``GREEDY_BELOW``, where dividing by T would overflow.
 * **top-k** keeps the k most likely codes and renormalises.
 * **top-p** (nucleus) keeps the smallest set of codes whose probabilities add
   up to at least p, so the set is small where the model is sure and large
@@ -17,6 +18,10 @@ arXiv:1904.09751 (top-p).
 from __future__ import annotations
 
 import torch
+
+# Temperatures below this count as 0 (argmax): logits / 1e-45 overflow to inf,
+# and softmax of inf is NaN. At 1e-6 a logit gap of 1e-4 is already a factor e^100.
+GREEDY_BELOW = 1e-6
 
 
 def check_settings(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -58,7 +63,15 @@ def sample_logits(
 ) -> torch.Tensor:
     """Draw one index per row of ``logits`` ``(..., K)``; returns shape ``(...)``."""
     check_settings(temperature, top_k, top_p)
-    if temperature == 0:
+    impossible = torch.isneginf(logits).all(-1) | torch.isnan(logits).any(-1)
+    if impossible.any():
+        row = impossible.flatten().nonzero()[0].item()
+        raise ValueError(
+            f"row {row} of the logits gives no code a chance (all -inf, or NaN); "
+            f"check the mask or constraint applied before sampling, and the model "
+            f"for NaN outputs"
+        )
+    if temperature < GREEDY_BELOW:
         return logits.argmax(-1)
     probabilities = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
     flat = probabilities.reshape(-1, probabilities.shape[-1])

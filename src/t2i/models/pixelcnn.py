@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..sample import sample_logits
+from ..validate import check_non_negative, check_probability, check_sizes
 
 
 def causal_mask(kernel_size: int, kind: str, include_centre: bool) -> torch.Tensor:
@@ -136,7 +137,18 @@ class PixelCNNConfig:
     layers: int = 8
     kernel_size: int = 5
     num_classes: int = 10  # 0 for an unconditional model
-    class_dropout: float = 0.1  # train with "no class" this often: one model, both uses
+    class_dropout: float = (
+        0.1  # share of examples trained with "no class": one model, both uses
+    )
+
+    def __post_init__(self):
+        check_sizes(self, "num_codes", "grid_size", "channels", "layers", "kernel_size")
+        check_non_negative(self, "num_classes")
+        check_probability(self, "class_dropout", one=False)
+        if self.kernel_size % 2 == 0:
+            raise ValueError(
+                f"PixelCNNConfig.kernel_size must be odd, got {self.kernel_size}"
+            )
 
 
 class GatedPixelCNN(nn.Module):
@@ -205,16 +217,27 @@ class GatedPixelCNN(nn.Module):
         return self.from_embedded(x, self._labels(labels, len(codes), codes.device))
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        """Cross-entropy of each code given the codes before it (and the class).
+
+        ``bits_per_code`` is measured on the examples that kept their class
+        (all of them outside training), so the training curve and the test
+        points measure the same thing; ``loss`` also counts the dropped ones.
+        """
         codes = batch[0]
         labels = batch[1] if len(batch) > 1 and self.config.num_classes else None
         labels = self._labels(labels, len(codes), codes.device)
+        dropped = torch.zeros(len(codes), dtype=torch.bool, device=codes.device)
         if self.training and self.config.class_dropout:
+            # per example: this share of the batch is trained without its class
             dropped = (
                 torch.rand(len(codes), device=codes.device) < self.config.class_dropout
             )
             labels = labels.masked_fill(dropped, self.no_class)
-        nats = F.cross_entropy(self.logits(codes, labels), codes)
-        return {"loss": nats, "bits_per_code": nats / math.log(2)}
+        nats = F.cross_entropy(
+            self.logits(codes, labels), codes, reduction="none"
+        ).mean((1, 2))  # (B,) per grid
+        kept = nats[~dropped] if (~dropped).any() else nats
+        return {"loss": nats.mean(), "bits_per_code": kept.mean() / math.log(2)}
 
     @torch.no_grad()
     def sample(

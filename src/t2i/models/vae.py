@@ -22,6 +22,7 @@ from einops.layers.torch import Rearrange
 from torch import nn
 
 from ..nn import ConvDecoder, ConvEncoder, check_images
+from ..validate import check_non_negative, check_sizes
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,19 @@ class VAEConfig:
     image_size: int = 28
     in_channels: int = 1
     latent_dim: int = 2
-    body: str = (
-        "conv"  # "conv": chapter 1's conv blocks; "mlp": two Linear layers each way
-    )
+    # "conv": chapter 1's conv blocks; "mlp": two Linear layers each way
+    body: str = "conv"
     channels: tuple[int, ...] = (32, 64)  # conv widths (body="conv")
     hidden: int = 256  # features between the body and the mean / log-variance layers
     beta: float = 1.0  # weight of the KL term; 1 gives the true ELBO
+
+    def __post_init__(self):
+        check_sizes(
+            self, "image_size", "in_channels", "latent_dim", "channels", "hidden"
+        )
+        check_non_negative(self, "beta")
+        if self.body not in ("conv", "mlp"):
+            raise ValueError(f"unknown VAE body {self.body!r}; use 'conv' or 'mlp'")
 
 
 def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -62,7 +70,7 @@ def _body(config: VAEConfig) -> tuple[nn.Module, nn.Module]:
     if config.body == "conv":
         encoder = nn.Sequential(ConvEncoder(c, config.channels, s, h), nn.GELU())
         decoder = ConvDecoder(h, config.channels, s, c)
-    elif config.body == "mlp":
+    else:  # "mlp", the article's design (VAEConfig allows no other body)
         encoder = nn.Sequential(
             Rearrange("b c h w -> b (c h w)"),
             nn.Linear(c * s * s, h),
@@ -76,8 +84,6 @@ def _body(config: VAEConfig) -> tuple[nn.Module, nn.Module]:
             nn.Linear(h, c * s * s),
             Rearrange("b (c h w) -> b c h w", c=c, h=s, w=s),
         )
-    else:
-        raise ValueError(f"unknown VAE body {config.body!r}; use 'conv' or 'mlp'")
     return encoder, decoder
 
 

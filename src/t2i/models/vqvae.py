@@ -22,6 +22,7 @@ from torch import nn
 
 from ..nn import ResidualBlock, check_images
 from ..quantize import Quantized, VectorQuantizer, VQConfig
+from ..validate import check_non_negative, check_sizes
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,15 @@ class VQVAEConfig:
     channels: tuple[int, ...] = (32, 64)  # one stride-2 stage per entry
     residual_blocks: int = 1
     vq: VQConfig = field(default_factory=VQConfig)
+
+    def __post_init__(self):
+        check_sizes(self, "in_channels", "image_size", "channels")
+        check_non_negative(self, "residual_blocks")
+        if self.image_size % 2 ** len(self.channels):
+            raise ValueError(
+                f"VQVAEConfig.image_size {self.image_size} must be divisible by "
+                f"2**{len(self.channels)} (one halving per entry of channels)"
+            )
 
     @property
     def grid_size(self) -> int:
@@ -42,10 +52,6 @@ class VQVAE(nn.Module):
         super().__init__()
         self.config = config
         c, d = config.channels, config.vq.code_dim
-        if config.image_size % 2 ** len(c):
-            raise ValueError(
-                f"image_size {config.image_size} must be divisible by 2**{len(c)}"
-            )
         down, previous = [], config.in_channels
         for width in c:
             down += [nn.Conv2d(previous, width, 4, stride=2, padding=1), nn.GELU()]

@@ -1,0 +1,154 @@
+"""Train once, reuse everywhere: the weight cache behind every chapter.
+
+``get_or_train(name, experiment, build, data)`` looks for finished weights
+under ``$T2I_CACHE/<name>-<key>/``. If they are there and intact it loads
+them; otherwise it trains with :func:`t2i.train.fit`, which resumes from
+``resume.pt`` if an earlier run was killed.
+
+The key is a hash of everything that decides the trained weights:
+
+* the experiment (model, training and data settings, the scale);
+* a fingerprint of the tensors actually trained on (and evaluated on). The
+  config says ``source="auto"``; the fingerprint says whether that became
+  full MNIST or the 5,000-digit sample, so a model trained offline on the
+  sample is never loaded as the full-data model;
+* for a model trained on another model's output (a prior on VQ-VAE codes),
+  the experiment's ``source`` names that model's weights by their SHA-256.
+
+This module sits above :mod:`t2i.train` and :mod:`t2i.checkpoints`, which
+know nothing of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from .checkpoints import atomic_write_text, load_weights, save_weights
+from .env import cache_dir, seed_everything
+from .train import fit
+
+# Bump when a change to the library makes old cached weights meaningless.
+CACHE_VERSION = 3
+
+# What get_or_train did in this Python session, for the chapters' run-info footer.
+SESSION = {"trained": [], "loaded": []}
+
+Tensors = tuple[torch.Tensor, ...]
+
+
+def tensor_fingerprint(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """SHA-256 of named tensors: their names, dtypes, shapes and every byte."""
+    digest = hashlib.sha256()
+    for name, tensor in tensors:
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """SHA-256 of a model's weights and buffers: names a trained model exactly."""
+    return tensor_fingerprint(sorted(model.state_dict().items()))
+
+
+def data_fingerprint(data: Tensors | None) -> str | None:
+    """SHA-256 of a data tuple, or None for no data."""
+    if data is None:
+        return None
+    return tensor_fingerprint((str(i), t) for i, t in enumerate(data))
+
+
+def config_dict(config: Any) -> dict:
+    return asdict(config) if is_dataclass(config) else dict(config)
+
+
+def cache_key(
+    name: str, config: Any, data: Tensors, eval_data: Tensors | None = None
+) -> str:
+    blob = json.dumps(
+        {
+            "name": name,
+            "config": config_dict(config),
+            "data": data_fingerprint(data),
+            "eval_data": data_fingerprint(eval_data),
+            "v": CACHE_VERSION,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def run_dir(
+    name: str, config: Any, data: Tensors, eval_data: Tensors | None = None
+) -> Path:
+    """The folder that holds (or will hold) this run's weights and history."""
+    return cache_dir() / f"{name}-{cache_key(name, config, data, eval_data)}"
+
+
+def get_or_train(
+    name: str,
+    config: Any,
+    build: Callable[[Any], nn.Module],
+    data: Tensors,
+    *,
+    eval_data: Tensors | None = None,
+) -> tuple[nn.Module, dict[str, list[float]]]:
+    """Return ``(model, history)``, training only if no intact cached copy exists.
+
+    ``config`` is a dataclass with a ``model`` field (passed to ``build``) and a
+    ``train`` field (a :class:`t2i.train.TrainConfig`). It goes into the cache
+    key with the data's fingerprint, so changing any setting or any training
+    example trains a new model. The model comes back on the CPU in eval mode,
+    whether it was trained or loaded.
+    """
+    folder = run_dir(name, config, data, eval_data)
+    weights, history_file = folder / "model.safetensors", folder / "history.json"
+    seed_everything(config.train.seed)
+    model = build(config.model)
+    if weights.exists() and history_file.exists():
+        try:
+            load_weights(model, weights)
+            print(f"{name}: loaded trained weights from the cache ({folder.name})")
+            SESSION["loaded"].append(name)
+            return model.eval(), json.loads(history_file.read_text())
+        except Exception as error:
+            print(f"{name}: cached weights unusable ({error}); training again")
+            seed_everything(config.train.seed)
+            model = build(config.model)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        json.dumps(
+            {
+                "experiment": config_dict(config),
+                "data_sha256": data_fingerprint(data),
+                "eval_data_sha256": data_fingerprint(eval_data),
+            },
+            indent=2,
+            default=str,
+        ),
+        folder / "config.json",
+    )
+    history = fit(
+        model,
+        data,
+        config.train,
+        checkpoint=folder / "resume.pt",
+        eval_data=eval_data,
+        desc=name,
+    )
+    save_weights(model, weights)
+    atomic_write_text(json.dumps(history), history_file)
+    (folder / "resume.pt").unlink(missing_ok=True)
+    SESSION["trained"].append(name)
+    # returned exactly like a cached model (on the CPU, in the usual memory
+    # layout), so a chapter computes the same numbers whether it trained or
+    # loaded, and a cache key derived from the model's outputs stays put
+    return model.cpu().to(memory_format=torch.contiguous_format).eval(), history

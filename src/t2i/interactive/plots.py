@@ -1,0 +1,74 @@
+"""Plotly figures for the website without inlining plotly.js in every page."""
+
+from __future__ import annotations
+
+from IPython.display import HTML
+
+from .core import is_live, json_for_script, new_uid, script_element
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+
+
+def plotly_figure(figure, live: bool | None = None):
+    """Show a plotly figure without inlining plotly.js.
+
+    In the website build the page gets a div and a call to ``Plotly.newPlot``;
+    plotly.js itself is loaded once per page from the site's ``_static`` folder.
+    In a live kernel the figure is returned as is, for plotly's own renderer.
+    """
+    if is_live(live):
+        return figure
+    from plotly.utils import PlotlyJSONEncoder
+
+    uid = new_uid("t2i-plotly")
+    spec = figure.to_plotly_json()
+    payload = json_for_script(
+        {"data": spec.get("data", []), "layout": spec.get("layout", {})},
+        encoder=PlotlyJSONEncoder,
+    )
+    style = "width:100%;min-height:360px"
+    return HTML(f"""<div id="{uid}" class="t2i-plotly" style="{style}"></div>
+<script type="application/json" id="{uid}-spec">{payload}</script>
+{script_element("plotly_figure.js", uid)}""")
+
+
+def loss_curves(
+    histories: dict[str, dict[str, list[float]]],
+    key: str = "loss",
+    ylabel: str = "loss",
+    log_y: bool = True,
+    live: bool | None = None,
+):
+    """Training curves (lines) and test values (markers) of several runs, with hover."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for i, (label, history) in enumerate(histories.items()):
+        color = PALETTE[i % len(PALETTE)]
+        figure.add_scatter(
+            x=history["step"],
+            y=history[key],
+            mode="lines",
+            name=f"{label}",
+            line={"color": color},
+            legendgroup=label,
+        )
+        if f"eval_{key}" in history:
+            figure.add_scatter(
+                x=history["eval_step"],
+                y=history[f"eval_{key}"],
+                mode="markers",
+                name=f"{label} (test)",
+                marker={"color": color, "size": 9, "symbol": "diamond"},
+                legendgroup=label,
+            )
+    figure.update_layout(
+        template="plotly_white",
+        height=360,
+        margin={"l": 60, "r": 20, "t": 30, "b": 50},
+        xaxis_title="step",
+        yaxis_title=ylabel,
+        yaxis_type="log" if log_y else "linear",
+        hovermode="x unified",
+    )
+    return plotly_figure(figure, live)

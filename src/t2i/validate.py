@@ -1,0 +1,48 @@
+"""Checks that configs run when they are made, so a bad value fails at once
+with its name and the allowed range, not deep inside torch ("negative
+dimension") minutes later."""
+
+from __future__ import annotations
+
+
+def _where(owner: object, name: str) -> str:
+    return f"{type(owner).__name__}.{name}"
+
+
+def check_sizes(owner: object, *names: str) -> None:
+    """Sizes and counts (an int, or a tuple of ints) must be whole numbers >= 1."""
+    for name in names:
+        value = getattr(owner, name)
+        items = value if isinstance(value, tuple) else (value,)
+        if not items or not all(isinstance(v, int) and v >= 1 for v in items):
+            raise ValueError(
+                f"{_where(owner, name)} must be a whole number >= 1"
+                f"{' for every entry' if isinstance(value, tuple) else ''}, "
+                f"got {value!r}"
+            )
+
+
+def check_positive(owner: object, *names: str) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        if not value > 0:
+            raise ValueError(f"{_where(owner, name)} must be > 0, got {value!r}")
+
+
+def check_non_negative(owner: object, *names: str) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        if not value >= 0:
+            raise ValueError(f"{_where(owner, name)} must be >= 0, got {value!r}")
+
+
+def check_probability(
+    owner: object, name: str, *, zero: bool = True, one: bool = True
+) -> None:
+    """A probability or rate in [0, 1]; ``zero``/``one`` say whether the ends are allowed."""
+    value = getattr(owner, name)
+    low_ok = value >= 0 if zero else value > 0
+    high_ok = value <= 1 if one else value < 1
+    if not (low_ok and high_ok):
+        interval = f"{'[' if zero else '('}0, 1{']' if one else ')'}"
+        raise ValueError(f"{_where(owner, name)} must lie in {interval}, got {value!r}")

@@ -1,0 +1,191 @@
+"""Bad input, tried as a new user would: each gets an error that names the fix.
+
+``CASES`` is the table of bad inputs the tests cover; the setup page lists
+the same rows (checked below), so readers can look an error up there.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from t2i import configs, data
+from t2i.models.ae import AEConfig, AutoEncoder
+from t2i.models.pixelcnn import PixelCNNConfig
+from t2i.models.vae import VAEConfig
+from t2i.models.vqvae import VQVAEConfig
+from t2i.quantize import VQConfig
+from t2i.sample import sample_logits
+from t2i.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def model():
+    return AutoEncoder(AEConfig(latent_dim=2)).eval()
+
+
+def cache_is_a_file(tmp_path, monkeypatch):
+    from t2i.env import cache_dir
+
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("T2I_CACHE", str(tmp_path / "not-a-folder"))
+    cache_dir()
+
+
+# (what the user did, what they ran, error type, what the message must say)
+CASES = [
+    (
+        "an unknown scale",
+        lambda: configs.autoencoder("huge"),
+        ValueError,
+        "choose one of 'tiny'",
+    ),
+    (
+        "a code size of 0",
+        lambda: AEConfig(latent_dim=0),
+        ValueError,
+        r"AEConfig.latent_dim must be a whole number >= 1",
+    ),
+    (
+        "a negative code size",
+        lambda: VAEConfig(latent_dim=-3),
+        ValueError,
+        r"VAEConfig.latent_dim must be a whole number >= 1",
+    ),
+    (
+        "a conv width of 0",
+        lambda: AEConfig(channels=(32, 0)),
+        ValueError,
+        "for every entry",
+    ),
+    (
+        "an unknown VAE body",
+        lambda: VAEConfig(body="rnn"),
+        ValueError,
+        "use 'conv' or 'mlp'",
+    ),
+    (
+        "an image size the encoder cannot halve",
+        lambda: VQVAEConfig(image_size=30),
+        ValueError,
+        "must be divisible by 2",
+    ),
+    (
+        "an EMA decay of 1",
+        lambda: VQConfig(decay=1.0),
+        ValueError,
+        r"VQConfig.decay must lie in \(0, 1\)",
+    ),
+    (
+        "a class dropout above 1",
+        lambda: PixelCNNConfig(class_dropout=1.5),
+        ValueError,
+        r"class_dropout must lie in \[0, 1\)",
+    ),
+    (
+        "an even PixelCNN kernel",
+        lambda: PixelCNNConfig(kernel_size=4),
+        ValueError,
+        "must be odd",
+    ),
+    ("0 training steps", lambda: TrainConfig(steps=0), ValueError, "TrainConfig.steps"),
+    (
+        "an unknown data set",
+        lambda: data.DataConfig(name="imagenet"),
+        ValueError,
+        "knows 'mnist'",
+    ),
+    (
+        "an unknown MNIST source",
+        lambda: data.DataConfig(source="web"),
+        ValueError,
+        "choose one of auto",
+    ),
+    (
+        "images of the wrong shape",
+        lambda: model()(torch.rand(8, 32, 32)),
+        ValueError,
+        r"x\[:, None\]",
+    ),
+    (
+        "integer (0-255) images",
+        lambda: model()(torch.randint(0, 256, (2, 1, 28, 28))),
+        TypeError,
+        r"x.float\(\) / 255",
+    ),
+    (
+        "float images in 0-255",
+        lambda: model()(torch.rand(2, 1, 28, 28) * 255),
+        ValueError,
+        "Divide images stored as 0-255 by 255",
+    ),
+    (
+        "a negative temperature",
+        lambda: sample_logits(torch.zeros(1, 4), temperature=-1),
+        ValueError,
+        "temperature must be >= 0",
+    ),
+    (
+        "top-k of 0",
+        lambda: sample_logits(torch.zeros(1, 4), top_k=0),
+        ValueError,
+        "top_k must be a positive integer",
+    ),
+    (
+        "top-p of 0 or 2",
+        lambda: sample_logits(torch.zeros(1, 4), top_p=2.0),
+        ValueError,
+        r"top_p must lie in \(0, 1\]",
+    ),
+    (
+        "logits that rule out every code",
+        lambda: sample_logits(torch.full((1, 4), float("-inf"))),
+        ValueError,
+        "no code a chance",
+    ),
+    (
+        "T2I_CACHE pointing at a file",
+        cache_is_a_file,
+        NotADirectoryError,
+        r"\$T2I_CACHE\) is a file",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "what, action, error, message", CASES, ids=[c[0] for c in CASES]
+)
+def test_bad_input_gets_a_clear_error(
+    what, action, error, message, tmp_path, monkeypatch
+):
+    with pytest.raises(error, match=message):
+        if action is cache_is_a_file:
+            action(tmp_path, monkeypatch)
+        else:
+            action()
+
+
+def test_a_tiny_temperature_is_not_an_error():
+    """1e-45 used to reach torch.multinomial as NaNs; it is argmax now."""
+    assert sample_logits(torch.tensor([[0.0, 3.0, 1.0]]), temperature=1e-45).item() == 1
+
+
+def test_the_command_line_refuses_unknown_models_and_scales():
+    from t2i.__main__ import main
+
+    for argv in (["train", "gan"], ["train", "ae", "--scale", "huge"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+
+
+def test_the_setup_page_lists_every_bad_input_the_tests_cover():
+    page = (ROOT / "book" / "setup.md").read_text()
+    table = page.split("## Bad input and what it says")[1]
+    rows = [
+        re.sub(r"\s+", " ", r).replace("`", "")
+        for r in re.findall(r"^\| ([^|]+) \|", table, re.M)
+    ]
+    for what, *_ in CASES:
+        assert what in rows, f"the setup page's table has no row for {what!r}"
