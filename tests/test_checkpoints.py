@@ -38,7 +38,7 @@ def test_second_call_loads_instead_of_training(tiny_data, monkeypatch, capsys):
 
     monkeypatch.setattr(t2i.cache, "fit", no_training)
     again, history_again = get_or_train("ae-test", experiment, AutoEncoder, tiny_data)
-    assert "loaded trained weights" in capsys.readouterr().out
+    assert "loaded from the cache" in capsys.readouterr().out
     assert history_again == history
     for fresh in (model, again):  # trained or loaded: same device, same mode
         assert not fresh.training
@@ -77,7 +77,7 @@ def test_a_model_trained_on_other_data_is_not_loaded(tiny_data, capsys):
         tiny_data[1],
     )  # what a failed download gives
     get_or_train("ae-test", experiment, AutoEncoder, fallback)
-    assert "loaded trained weights" not in capsys.readouterr().out
+    assert "loaded from the cache" not in capsys.readouterr().out
 
 
 def test_damaged_weights_are_detected_and_retrained(tiny_data, capsys):
@@ -196,10 +196,9 @@ def test_sigkill_during_training_resumes_to_the_same_weights(tmp_path):
     steps = 600
     killed_cache, clean_cache = tmp_path / "killed", tmp_path / "clean"
     process = run_training(killed_cache, steps)
-    deadline = time.time() + 120
+    # wait for the first checkpoint; the training ending before it is the failure
     while not list(killed_cache.glob("killme-*/resume.pt")):
         assert process.poll() is None, "training ended before a checkpoint was written"
-        assert time.time() < deadline, "no checkpoint after 120 s"
         time.sleep(0.01)
     time.sleep(0.3)
     process.send_signal(signal.SIGKILL)

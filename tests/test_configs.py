@@ -45,7 +45,7 @@ def test_command_line_trains_and_then_loads(capsys):
     first = capsys.readouterr().out
     assert "test MSE" in first and "model.safetensors" in first
     main(["train", "ae", "--scale", "tiny", "--latent-dim", "2"])
-    assert "loaded trained weights" in capsys.readouterr().out
+    assert "loaded from the cache" in capsys.readouterr().out
 
 
 def test_command_line_rejects_unknown_scale():

@@ -228,3 +228,24 @@ def test_static_figures_run_their_script_with_no_formatting_left(panel):
         calls = re.findall(r'(\w+)\(document\.getElementById\("([\w-]+)"\)\);', page)
         assert len(calls) == 1 and calls[0][0] in SCRIPT_FUNCTIONS.values(), name
         assert f'id="{calls[0][1]}"' in page, name
+
+
+def test_log_axes_get_spelled_out_ticks():
+    """plotly labels minor log ticks with one digit; the book lists 1-2-5 ticks."""
+    from t2i.interactive.plots import log_ticks
+
+    assert log_ticks(0.0095, 0.09) == [0.01, 0.02, 0.05, 0.1]
+    history = {"step": [1, 2], "loss": [0.5, 0.02]}
+    html = interactive.loss_curves({"run": history}, live=False).data
+    assert '"tickvals":[0.02,0.05,0.1,0.2,0.5]' in html.replace(" ", "")
+
+
+def test_codes_outside_the_extent_are_not_drawn_over_the_frame():
+    labels = torch.tensor([0, 1])
+    inside = interactive.codes_image(
+        torch.tensor([[0.0, 0.0], [9.0, 9.0]]), labels, (-1, 1, -1, 1)
+    )
+    alone = interactive.codes_image(
+        torch.tensor([[0.0, 0.0]]), labels[:1], (-1, 1, -1, 1)
+    )
+    assert (inside == alone).all()

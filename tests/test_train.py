@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -64,7 +66,9 @@ def test_too_few_examples_for_a_batch():
         fit(Scalar(), (torch.zeros(3, 1),), TrainConfig(batch_size=4))
 
 
-def test_book_build_prints_one_plain_line(monkeypatch, capsys):
+def test_book_build_prints_a_short_plain_summary(monkeypatch, capsys):
+    """No progress bar on the website: one line of steps and time, then the
+    final metrics wrapped to fit the page."""
     monkeypatch.setenv("T2I_BOOK_BUILD", "1")
     fit(
         Scalar(),
@@ -73,9 +77,10 @@ def test_book_build_prints_one_plain_line(monkeypatch, capsys):
         desc="demo",
     )
     captured = capsys.readouterr()
-    assert captured.out.count("\n") == 1 and captured.out.startswith(
-        "demo: 20 steps on cpu"
-    )
+    first, *details = captured.out.splitlines()
+    assert re.fullmatch(r"demo: 20 steps on cpu in \d+\.\d s", first)
+    assert details == ["  loss 1"] or details[0].startswith("  loss")
+    assert all(len(line) <= 78 for line in captured.out.splitlines())
     assert captured.err == ""  # no tqdm bar
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -37,8 +38,9 @@ from .train import fit
 # Bump when a change to the library makes old cached weights meaningless.
 CACHE_VERSION = 3
 
-# What get_or_train did in this Python session, for the chapters' run-info footer.
-SESSION = {"trained": [], "loaded": []}
+# What get_or_train did in this Python session, for the chapters' run-info footer:
+# model name -> seconds its training took (None where no record was kept)
+SESSION: dict[str, dict[str, float | None]] = {"trained": {}, "loaded": {}}
 
 Tensors = tuple[torch.Tensor, ...]
 
@@ -49,7 +51,7 @@ def tensor_fingerprint(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
     for name, tensor in tensors:
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy())  # no copy
     return digest.hexdigest()
 
 
@@ -69,28 +71,29 @@ def config_dict(config: Any) -> dict:
     return asdict(config) if is_dataclass(config) else dict(config)
 
 
-def cache_key(
-    name: str, config: Any, data: Tensors, eval_data: Tensors | None = None
-) -> str:
+def _fingerprints(data: Tensors, eval_data: Tensors | None) -> dict:
+    return {"data": data_fingerprint(data), "eval_data": data_fingerprint(eval_data)}
+
+
+def _folder(name: str, config: Any, fingerprints: dict) -> Path:
     blob = json.dumps(
         {
             "name": name,
             "config": config_dict(config),
-            "data": data_fingerprint(data),
-            "eval_data": data_fingerprint(eval_data),
+            **fingerprints,
             "v": CACHE_VERSION,
         },
         sort_keys=True,
         default=str,
     )
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return cache_dir() / f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
 def run_dir(
     name: str, config: Any, data: Tensors, eval_data: Tensors | None = None
 ) -> Path:
     """The folder that holds (or will hold) this run's weights and history."""
-    return cache_dir() / f"{name}-{cache_key(name, config, data, eval_data)}"
+    return _folder(name, config, _fingerprints(data, eval_data))
 
 
 def get_or_train(
@@ -109,15 +112,20 @@ def get_or_train(
     example trains a new model. The model comes back on the CPU in eval mode,
     whether it was trained or loaded.
     """
-    folder = run_dir(name, config, data, eval_data)
+    fingerprints = _fingerprints(data, eval_data)
+    folder = _folder(name, config, fingerprints)
     weights, history_file = folder / "model.safetensors", folder / "history.json"
+    timing = folder / "training.json"  # how long the training took, for the footer
     seed_everything(config.train.seed)
     model = build(config.model)
     if weights.exists() and history_file.exists():
         try:
             load_weights(model, weights)
-            print(f"{name}: loaded trained weights from the cache ({folder.name})")
-            SESSION["loaded"].append(name)
+            print(f"{name}: loaded from the cache ({folder.name})")
+            seconds = (
+                json.loads(timing.read_text())["seconds"] if timing.exists() else None
+            )
+            SESSION["loaded"][name] = seconds
             return model.eval(), json.loads(history_file.read_text())
         except Exception as error:
             print(f"{name}: cached weights unusable ({error}); training again")
@@ -126,16 +134,13 @@ def get_or_train(
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         json.dumps(
-            {
-                "experiment": config_dict(config),
-                "data_sha256": data_fingerprint(data),
-                "eval_data_sha256": data_fingerprint(eval_data),
-            },
+            {"experiment": config_dict(config), "sha256": fingerprints},
             indent=2,
             default=str,
         ),
         folder / "config.json",
     )
+    started = time.perf_counter()
     history = fit(
         model,
         data,
@@ -144,10 +149,12 @@ def get_or_train(
         eval_data=eval_data,
         desc=name,
     )
+    seconds = time.perf_counter() - started  # of this run only, if it resumed
     save_weights(model, weights)
     atomic_write_text(json.dumps(history), history_file)
+    atomic_write_text(json.dumps({"seconds": round(seconds, 1)}), timing)
     (folder / "resume.pt").unlink(missing_ok=True)
-    SESSION["trained"].append(name)
+    SESSION["trained"][name] = seconds
     # returned exactly like a cached model (on the CPU, in the usual memory
     # layout), so a chapter computes the same numbers whether it trained or
     # loaded, and a cache key derived from the model's outputs stays put

@@ -235,12 +235,12 @@ def pixelcnn_prior(
     ]
     train = {
         "tiny": TrainConfig(  # batch 32: as good as 64 in half the time on a CPU
-            steps=1000,
+            steps=800,
             batch_size=32,
             lr=2e-3,
             log_every=50,
-            eval_every=250,
-            checkpoint_every=500,
+            eval_every=200,
+            checkpoint_every=400,
         ),
         "small": TrainConfig(
             steps=15_000,

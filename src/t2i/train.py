@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import sys
+import textwrap
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -142,14 +143,17 @@ class Progress:
                     {k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False
                 )
 
-    def close(self, summary: str | None = None) -> None:
+    def close(self, summary: str | None = None, details: str = "") -> None:
+        """Close the bar; print ``summary`` and its time, then ``details`` wrapped."""
         if self.bar is not None:
             self.bar.close()
         if summary is not None:
-            print(
-                f"{self.desc}: {summary} in {time.perf_counter() - self.start:.1f} s",
-                file=sys.stdout,
+            seconds = time.perf_counter() - self.start
+            lines = [f"{self.desc}: {summary} in {seconds:.1f} s"]
+            lines += textwrap.wrap(
+                details, 76, initial_indent="  ", subsequent_indent="  "
             )
+            print("\n".join(lines), file=sys.stdout)
 
 
 def _to_device(
@@ -308,5 +312,5 @@ def fit(
     final = ", ".join(
         f"{k} {v[-1]:.4g}" for k, v in history.items() if not k.endswith("step") and v
     )
-    progress.close(f"{config.steps} steps on {device.type}, {final}")
+    progress.close(f"{config.steps} steps on {device.type}", final)
     return history

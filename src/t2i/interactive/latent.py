@@ -90,14 +90,17 @@ def codes_image(
     extent: tuple[float, float, float, float],
     size: int = 220,
 ) -> np.ndarray:
-    """A scatter of 2-D codes coloured by label, over a fixed extent, as an image."""
+    """A scatter of 2-D codes coloured by label, over a fixed extent, as an image.
+
+    Codes outside the extent are left out rather than drawn over the frame."""
     x0, x1, y0, y1 = extent
     points = codes.detach().cpu().numpy()
     normalised = [
         [float((a - x0) / (x1 - x0)), float((b - y0) / (y1 - y0)), int(c)]
         for (a, b), c in zip(points, labels.tolist())
     ]
-    return scatter_image(normalised, size)
+    inside = [p for p in normalised if 0 <= p[0] <= 1 and 0 <= p[1] <= 1]
+    return scatter_image(inside, size)
 
 
 def latent_explorer(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from IPython.display import HTML
 
 from .core import is_live, json_for_script, new_uid, script_element
@@ -71,4 +73,25 @@ def loss_curves(
         yaxis_type="log" if log_y else "linear",
         hovermode="x unified",
     )
+    if log_y:  # plotly labels minor log ticks with one digit ("5"): spell them out
+        values = [
+            v
+            for h in histories.values()
+            for k in (key, f"eval_{key}")
+            for v in h.get(k, [])
+            if v > 0
+        ]
+        ticks = log_ticks(min(values), max(values))
+        figure.update_yaxes(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
     return plotly_figure(figure, live)
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """1, 2 and 5 times the powers of ten that cover [low, high]."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    return [
+        m * 10.0**e
+        for e in range(first, last + 1)
+        for m in (1, 2, 5)
+        if low / 1.5 <= m * 10.0**e <= high * 1.5
+    ]
