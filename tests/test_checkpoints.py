@@ -223,3 +223,26 @@ def test_sigkill_during_training_resumes_to_the_same_weights(tmp_path):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert out.split("final loss")[-1] == clean_out.split("final loss")[-1]
+
+
+def test_fingerprints_ignore_memory_layout_but_not_values():
+    """A model trained channels-last and the same weights loaded contiguous are
+    one model: keys derived from its weights must agree."""
+    from t2i.cache import weights_fingerprint
+
+    model = AutoEncoder(small_experiment().model)
+    before = weights_fingerprint(model)
+    assert weights_fingerprint(model.to(memory_format=torch.channels_last)) == before
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] += 1e-6
+    assert weights_fingerprint(model) != before
+
+
+def test_the_cache_remembers_how_long_training_took(tiny_data):
+    from t2i.cache import SESSION
+
+    experiment = small_experiment()
+    get_or_train("ae-timed", experiment, AutoEncoder, tiny_data)
+    trained = SESSION["trained"]["ae-timed"]
+    get_or_train("ae-timed", experiment, AutoEncoder, tiny_data)
+    assert trained > 0 and SESSION["loaded"]["ae-timed"] == round(trained, 1)

@@ -87,3 +87,13 @@ def test_figure_to_array_gives_rgb_pixels():
     ax.plot([0, 1], [0, 1])
     array = viz.figure_to_array(fig)
     assert array.shape == (50, 50, 3) and array.dtype == np.uint8
+
+
+def test_describe_lists_every_setting_of_a_config():
+    from dataclasses import fields
+
+    from t2i.train import TrainConfig
+
+    table = viz.describe(TrainConfig(steps=7)).data
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert "| `steps` | `7` |" in rows and len(rows) == len(fields(TrainConfig))
