@@ -127,8 +127,8 @@ class Progress:
     would need JavaScript from a CDN, so the build prints text instead.
     """
 
-    def __init__(self, total: int, initial: int, desc: str):
-        self.desc, self.total, self.start = desc, total, time.perf_counter()
+    def __init__(self, total: int, initial: int, desc: str, start: float):
+        self.desc, self.total, self.start = desc, total, start
         self.bar = None
         if not is_book_build():
             from tqdm.auto import tqdm
@@ -201,6 +201,7 @@ def fit(
     (training values averaged over ``log_every`` steps); evaluation results are
     stored as ``"eval_step"`` and ``"eval_<name>"``.
     """
+    started = time.perf_counter()
     if not isinstance(data, (tuple, list)) or not data:
         raise TypeError(
             "fit() expects data as a tuple of tensors, e.g. (images, labels)"
@@ -260,7 +261,7 @@ def fit(
     autocast = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
     )
-    progress = Progress(config.steps, step, desc)
+    progress = Progress(config.steps, step, desc, start=started)
     running: dict[str, float] = {}
     try:
         while step < config.steps:
