@@ -50,3 +50,12 @@ def test_class_mix_and_total_variation():
 
 def test_psnr():
     assert math.isclose(metrics.psnr(0.01), 20.0)
+
+
+def test_pixel_judge_reads_the_class_of_images_near_its_training_set():
+    train = torch.cat([torch.zeros(5, 1, 2, 2), torch.ones(5, 1, 2, 2)])
+    labels = torch.tensor([4] * 5 + [7] * 5)
+    judge = metrics.pixel_judge(train, labels, k=3)
+    assert judge(
+        torch.tensor([[[[0.1, 0.0], [0.2, 0.0]]], [[[0.9, 1.0], [1.0, 0.8]]]])
+    ).tolist() == [4, 7]

@@ -4,6 +4,7 @@ them the same way."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -24,17 +25,29 @@ def nearest_labels(
     the tied label whose nearest member is closest (``torch.mode`` would
     always pick the smallest label, and about one vote in ten is a tie).
     """
-    nearest = (
-        torch.cdist(query, codes).topk(k, largest=False).indices
-    )  # (Q, k), nearest first
-    neighbour_labels = labels[nearest]  # (Q, k)
+    # the k nearest codes of each query, nearest first: (Q, k)
+    nearest = torch.cdist(query, codes).topk(k, largest=False).indices
+    neighbour_labels = labels[nearest]
     votes = torch.nn.functional.one_hot(neighbour_labels, int(labels.max()) + 1).sum(1)
-    tied = votes == votes.max(1, keepdim=True).values  # (Q, C): the winning labels
-    winner_at = tied.gather(
-        1, neighbour_labels
-    )  # (Q, k): neighbour has a winning label
+    # (Q, C): the labels with the most votes; (Q, k): neighbours carrying one of them
+    tied = votes == votes.max(1, keepdim=True).values
+    winner_at = tied.gather(1, neighbour_labels)
     first = winner_at.int().argmax(1)  # the nearest such neighbour
     return neighbour_labels.gather(1, first[:, None])[:, 0]
+
+
+def pixel_judge(
+    train_images: torch.Tensor, train_labels: torch.Tensor, k: int = 10
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A simple judge of what an image shows: the majority label of its ``k``
+    nearest training images, in pixel space. Weak, but it needs no training,
+    so the chapters also report its accuracy on real test images."""
+    flat = train_images.flatten(1)
+
+    def judge(images: torch.Tensor) -> torch.Tensor:
+        return nearest_labels(images.flatten(1), flat, train_labels, k)
+
+    return judge
 
 
 def class_mix(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
