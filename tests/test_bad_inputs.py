@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from t2i import configs, data
+from t2i import configs, data, shapes
 from t2i.models.ae import AEConfig, AutoEncoder
+from t2i.models.judge import AttributeJudge, JudgeConfig
 from t2i.models.pixelcnn import PixelCNNConfig
 from t2i.models.vae import VAEConfig
 from t2i.models.vqvae import VQVAEConfig
@@ -144,6 +145,26 @@ CASES = [
         lambda: sample_logits(torch.full((1, 4), float("-inf"))),
         ValueError,
         "no code a chance",
+    ),
+    (
+        "an unknown shapes world split",
+        lambda: data.load(data.DataConfig(name="shapes"), "validation"),
+        ValueError,
+        "choose one of 'train', 'test', 'held_out'",
+    ),
+    (
+        "a caption with an unknown word",
+        lambda: shapes.parse_caption("a small red striped hexagon at the top left"),
+        ValueError,
+        "unknown word 'hexagon'.*captions name shapes",
+    ),
+    (
+        "a picture of the wrong size for the judge",
+        lambda: AttributeJudge(JudgeConfig(image_size=32)).read(
+            torch.rand(2, 3, 64, 64)
+        ),
+        ValueError,
+        r"expected images of shape \(batch, 3, 32, 32\)",
     ),
     (
         "T2I_CACHE pointing at a file",

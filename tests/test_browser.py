@@ -241,3 +241,36 @@ def test_codebook_explorer_hover_shows_a_code_and_click_pins_it(open_page):
         "a pinned code must stay while the mouse moves"
     )
     assert page.errors == [] and page.foreign == []
+
+
+def level_mixer_state(page):
+    return page.evaluate(
+        "(() => { const r = document.querySelector('.t2i-levels');"
+        " return [r.querySelector('.lm-caption').textContent,"
+        " r.querySelector('.lm-result').toDataURL(),"
+        " Array.from(r.querySelectorAll('.lm-pick[aria-pressed=\"true\"]'))"
+        ".map(b => b.getAttribute('aria-label'))]; })()"
+    )
+
+
+def test_level_mixer_draws_the_chosen_top_and_bottom_codes(open_page):
+    page = open_page("chapters/04_vqvae2.html")
+    mixer = page.locator(".t2i-levels")
+    assert mixer.count() == 1
+    mixer.scroll_into_view_if_needed()
+    start = level_mixer_state(page)
+    assert " codes of image " in start[0] and len(start[2]) == 2
+    unpressed = '.lm-pick[data-level="{}"][aria-pressed="false"]'
+    mixer.locator(unpressed.format(0)).first.click()  # another "top codes from"
+    after_top = level_mixer_state(page)
+    assert after_top[0] != start[0], "the caption did not follow the top codes"
+    assert after_top[1] != start[1], "other top codes did not change the picture"
+    mixer.locator(unpressed.format(1)).first.click()  # another "bottom codes from"
+    after_bottom = level_mixer_state(page)
+    assert after_bottom[0] != after_top[0] and after_bottom[1] != after_top[1]
+    mixer.locator(unpressed.format(1)).last.focus()
+    page.keyboard.press("Enter")
+    by_keyboard = level_mixer_state(page)
+    assert by_keyboard[0] != after_bottom[0] and by_keyboard[1] != after_bottom[1]
+    assert by_keyboard[2] != after_bottom[2]  # the outline moved with the choice
+    assert page.errors == [] and page.foreign == []

@@ -95,3 +95,40 @@ def test_cifar10_is_returned_as_float_images_and_offline_names_the_fix(
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", Offline)
     with pytest.raises(ConnectionError, match="SCALE = 'tiny'"):
         load_cifar10("train", root=tmp_path)
+
+
+def test_stl10_reads_the_binary_layout_and_offline_names_the_fix(monkeypatch, tmp_path):
+    import numpy as np
+    from torchvision.datasets import STL10
+
+    from t2i.data import load_stl10
+
+    with pytest.raises(ConnectionError, match="stl10_binary/"):
+        monkeypatch.setattr(STL10, "url", "http://127.0.0.1:9/stl10_binary.tar.gz")
+        load_stl10("train", root=tmp_path)
+
+    # the real layout: uint8, 3 x 96 x 96 per image, each channel column-major
+    folder = tmp_path / "stl10_binary"
+    folder.mkdir(exist_ok=True)
+    rows = np.arange(96, dtype=np.uint8)[:, None].repeat(96, 1)  # brighter downwards
+    image = np.stack([rows, rows // 2, np.zeros_like(rows)])  # (3, y, x)
+    stored = image.transpose(0, 2, 1).tobytes()  # column-major: x outer, y inner
+    (folder / "train_X.bin").write_bytes(stored * 2)
+    (folder / "train_y.bin").write_bytes(bytes([1, 3]))  # 1-based labels
+    (folder / "unlabeled_X.bin").write_bytes(stored)
+    (folder / "test_X.bin").write_bytes(stored)
+    (folder / "test_y.bin").write_bytes(bytes([10]))
+    (folder / "class_names.txt").write_text("\n".join(f"c{i}" for i in range(10)))
+    # the real files' MD5 sums cannot match a fake; everything else is real
+    monkeypatch.setattr(STL10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(STL10, "download", lambda self: pytest.fail("downloaded"))
+    images, labels = load_stl10("train", root=tmp_path, size=32)
+    assert images.shape == (3, 3, 32, 32) and images.dtype == torch.float32
+    assert labels.tolist() == [0, 2, -1]
+    column = images[0, 0, :, 16]
+    assert (column.diff() > 0).all() and images[0, 0, 0].std() < 1e-6
+    assert abs(images[0, 0].mean().item() - 47.5 / 255) < 0.01
+    assert images[..., 2, :, :].max() == 0
+    test_images, test_labels = load_stl10("test", root=tmp_path, size=64, limit=1)
+    assert test_images.shape == (1, 3, 64, 64) and test_labels.tolist() == [9]
+    assert load_stl10("train", root=tmp_path, limit=2)[0].shape == (2, 3, 64, 64)

@@ -1,3 +1,5 @@
+import base64
+import io
 import json
 import re
 import shutil
@@ -217,6 +219,7 @@ def static_figures(panel):
         "latent explorer": interactive.latent_explorer(panel, steps=3, live=False),
         "stepper": interactive.image_stepper([1, 2], shade, live=False),
         "codebook": interactive.codebook_explorer(*_codebook_args(), live=False),
+        "level mixer": interactive.level_mixer(*_level_args()[:2], live=False),
         "plotly": interactive.plotly_figure(go.Figure(go.Bar(y=[1])), live=False),
     }
 
@@ -249,3 +252,229 @@ def test_codes_outside_the_extent_are_not_drawn_over_the_frame():
         torch.tensor([[0.0, 0.0]]), labels[:1], (-1, 1, -1, 1)
     )
     assert (inside == alone).all()
+
+
+def _level_args(n=3, height=4, width=6):
+    """Originals of one flat colour each, and a mix whose pixels spell out
+    its arguments: red = 40 * (i + 1), green = 40 * (j + 1); calls are logged."""
+    originals = np.zeros((n, height, width, 3), np.uint8)
+    for k in range(n):
+        originals[k] = (200 - 30 * k, 30 * k, 90)
+    calls = []
+
+    def mix(i, j):
+        calls.append((i, j))
+        image = np.zeros((height, width, 3), np.uint8)
+        image[..., 0], image[..., 1], image[..., 2] = 40 * (i + 1), 40 * (j + 1), 7
+        image[0, 0] = (255, 255, 255)  # a corner that shows a flipped tile
+        return image
+
+    return originals, mix, calls
+
+
+def sprite_sheet(data_url):
+    from PIL import Image
+
+    raw = base64.b64decode(data_url.removeprefix("data:image/png;base64,"))
+    return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+
+
+def test_static_level_mixer_packs_every_pair_into_one_sprite_sheet():
+    originals, mix, calls = _level_args()
+    page = interactive.level_mixer(originals, mix, live=False).data
+    found = re.search(r'class="lm-spec">(.*?)</script>', page, re.DOTALL)
+    spec = json.loads(found.group(1))
+    assert spec["n"] == 3 and spec["tile"] == [6, 4]  # [width, height]
+    assert spec["levels"] == ["top", "bottom"] and spec["start"][0] != spec["start"][1]
+    assert sorted(calls) == [(i, j) for i in range(3) for j in range(3)]
+    sheet = sprite_sheet(spec["sheet"])
+    assert sheet.shape == (4 * 4, 3 * 6, 3)  # n rows of mixes, then the originals
+    for i in range(3):
+        for j in range(3):
+            assert (sheet[i * 4 : (i + 1) * 4, j * 6 : (j + 1) * 6] == mix(i, j)).all()
+    assert (sheet[12:] == np.concatenate(list(originals), axis=1)).all()
+    # one picture for the whole figure, and a thumbnail button per image and level
+    assert page.count("data:image/png") == 1 and "http" not in page
+    assert page.count('class="lm-pick"') == 6
+    assert 'aria-label="bottom codes from image 3"' in page
+
+
+def test_level_mixer_names_its_levels():
+    originals, mix, _ = _level_args()
+    page = interactive.level_mixer(
+        originals, mix, levels=("coarse", "fine"), live=False
+    ).data
+    assert (
+        "coarse codes from:" in page and 'aria-label="fine codes from image 1"' in page
+    )
+    assert interactive.levels.caption(("coarse", "fine"), 0, 2) == (
+        "coarse codes of image 1 + fine codes of image 3"
+    )
+    assert "plain reconstruction" in interactive.levels.caption(("a", "b"), 1, 1)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda o, m: (o.astype(np.float32) / 255, m), "uint8"),
+        (lambda o, m: (o[..., 0], m), "np.repeat"),
+        (lambda o, m: (o[..., :1], m), r"\(n, H, W, 3\)"),
+        (lambda o, m: (o[:1], m), "at least two"),
+        (lambda o, m: (np.concatenate([o, o, o]), m), r"originals\[:8\]"),
+        (
+            lambda o, m: (o, lambda i, j: m(i, j)[:, :3]),
+            r"mix\(0, \d\) returned uint8 of shape \(4, 3, 3\)",
+        ),
+        (lambda o, m: (o, lambda i, j: m(i, j) / 255.0), "float64"),
+        (lambda o, m: (o, lambda i, j: m(i, j).transpose(2, 0, 1)), "channels last"),
+    ],
+    ids=[
+        "float",
+        "grey",
+        "one channel",
+        "one image",
+        "nine",
+        "crop",
+        "float mix",
+        "channels first",
+    ],
+)
+def test_level_mixer_refuses_bad_inputs_and_names_the_fix(change, message):
+    originals, mix, _ = _level_args()
+    for live in (False, True):
+        with pytest.raises(ValueError, match=message):
+            interactive.level_mixer(*change(originals, mix), live=live)
+
+
+def test_level_mixer_refuses_a_wrong_number_of_level_names():
+    originals, mix, _ = _level_args()
+    with pytest.raises(ValueError, match="two code levels"):
+        interactive.level_mixer(originals, mix, levels=("top",), live=False)
+
+
+def test_live_level_mixer_decodes_the_chosen_pair():
+    originals, mix, calls = _level_args()
+    control = interactive.level_mixer(originals, mix, live=True)
+    thumbnails, top, bottom, shown = control.children
+    result, words = shown.children
+    assert len(thumbnails.children) == 3 and calls == [(0, 1)]
+    assert words.value == "top codes of image 1 + bottom codes of image 2"
+    before = result.value
+    top.value = 2
+    assert calls[-1] == (2, 1) and result.value != before
+    bottom.value = 2
+    assert calls[-1] == (2, 2) and "plain reconstruction" in words.value
+
+
+@pytest.fixture(scope="module")
+def chromium_or_skip():
+    """Chromium for the browser checks that need no built book; they are
+    skipped (the book's browser tests fail instead) when it is missing."""
+    pytest.importorskip("playwright.sync_api")
+    from conftest import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        pytest.skip("no Chromium: `make test` installs it (see .ci/ensure-chromium)")
+    return path
+
+
+def mixer_state(page, index):
+    """Caption, pressed buttons and result pixels of the index-th level mixer."""
+    return page.evaluate(
+        """index => {
+          const root = document.querySelectorAll('.t2i-levels')[index];
+          const canvas = root.querySelector('.lm-result');
+          const pixels = canvas.getContext('2d')
+            .getImageData(0, 0, canvas.width, canvas.height).data;
+          return {
+            caption: root.querySelector('.lm-caption').textContent,
+            pressed: Array.from(root.querySelectorAll('[aria-pressed="true"]'))
+              .map(b => b.getAttribute('aria-label')),
+            pixels: Array.from(pixels),
+          };
+        }""",
+        index,
+    )
+
+
+def rgb(pixels, height, width):
+    return np.array(pixels, np.uint8).reshape(height, width, 4)[..., :3]
+
+
+def test_level_mixer_page_in_chromium(chromium_or_skip, tmp_path):
+    """The figure's script in a real browser, with no book: two mixers on one
+    page, driven by mouse and keyboard, each drawing exactly its mix."""
+    from playwright.sync_api import sync_playwright
+
+    originals, mix, _ = _level_args(n=4, height=8, width=8)
+    first = interactive.level_mixer(originals, mix, live=False).data
+    second = interactive.level_mixer(originals, mix, live=False).data
+    page_file = tmp_path / "level_mixer.html"
+    page_file.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>mixer</title>"
+        f"</head><body>{first}<hr>{second}</body></html>"
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_or_skip, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 800, "height": 700})
+        errors, foreign = [], []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on(
+            "console", lambda m: errors.append(m.text) if m.type == "error" else None
+        )
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(("file:", "data:"))
+                else (foreign.append(route.request.url), route.abort())
+            ),
+        )
+        page.goto(page_file.as_uri(), wait_until="load")
+        page.wait_for_function(  # both sprite sheets decoded and drawn
+            "Array.from(document.querySelectorAll('.lm-result')).every(c =>"
+            " c.getContext('2d').getImageData(0, 0, 1, 1).data[3] > 0)"
+        )
+        page.screenshot(path=str(tmp_path / "level_mixer.png"))
+        start = mixer_state(page, 0)
+        assert start["caption"] == "top codes of image 1 + bottom codes of image 2"
+        assert start["pressed"] == [
+            "top codes from image 1",
+            "bottom codes from image 2",
+        ]
+        assert (rgb(start["pixels"], 8, 8) == mix(0, 1)).all()
+        thumbnail = page.evaluate(
+            "Array.from(document.querySelector('.lm-pick[data-index=\"2\"] canvas')"
+            ".getContext('2d').getImageData(0, 0, 8, 8).data)"
+        )
+        assert (rgb(thumbnail, 8, 8) == originals[2]).all()
+
+        mixer = page.locator(".t2i-levels").first
+        mixer.get_by_role("button", name="top codes from image 3").click()
+        state = mixer_state(page, 0)
+        assert state["caption"] == "top codes of image 3 + bottom codes of image 2"
+        assert (rgb(state["pixels"], 8, 8) == mix(2, 1)).all()
+        assert mixer_state(page, 1) == start, "the other mixer on the page moved"
+
+        mixer.get_by_role("button", name="bottom codes from image 4").click()
+        state = mixer_state(page, 0)
+        assert state["caption"] == "top codes of image 3 + bottom codes of image 4"
+        assert state["pressed"] == [
+            "top codes from image 3",
+            "bottom codes from image 4",
+        ]
+        assert (rgb(state["pixels"], 8, 8) == mix(2, 3)).all()
+
+        mixer.get_by_role("button", name="bottom codes from image 3").focus()
+        page.keyboard.press("Enter")
+        state = mixer_state(page, 0)
+        assert "plain reconstruction" in state["caption"]
+        assert (rgb(state["pixels"], 8, 8) == mix(2, 2)).all()
+        page.keyboard.press("Shift+Tab")  # to "bottom codes from image 2"
+        page.keyboard.press("Space")
+        assert (rgb(mixer_state(page, 0)["pixels"], 8, 8) == mix(2, 1)).all()
+        browser.close()
+    assert errors == [] and foreign == []

@@ -128,3 +128,12 @@ def test_bits_per_code_counts_only_the_examples_that_kept_their_class():
     assert torch.isclose(metrics["loss"], per_grid.mean())
     expected_bits = per_grid[~dropped].mean() / torch.log(torch.tensor(2.0))
     assert torch.isclose(metrics["bits_per_code"], expected_bits)
+
+
+def test_a_batch_without_labels_is_scored_as_no_class():
+    net = model(num_classes=10)
+    codes = torch.randint(0, SMALL.num_codes, (4, SMALL.grid_size, SMALL.grid_size))
+    no_class = torch.full((4,), net.no_class)
+    assert torch.allclose(
+        net.loss((codes,))["loss"], net.loss((codes, no_class))["loss"]
+    )

@@ -9,6 +9,15 @@ MNIST comes in two sizes:
   ``data_dir()`` when the machine is online.
 * ``source="auto"``: torchvision, and the sample (with one printed line
   saying so) when the download fails.
+
+Shapes world (:mod:`t2i.shapes`) is procedural, so it is always there: its
+"labels" are the (N, 9, 4) attribute tables, and :func:`load_scenes` adds the
+segmentation maps and captions. Its splits are "train" (10,000 scenes unless
+``n_train`` says otherwise), "test" (2,000) and "held_out" (1,000; both
+limited by ``n_test``), drawn at ``image_size`` (32 unless set).
+
+For larger scales: CIFAR-10 and STL-10 (96 x 96 photos, resized to
+``image_size``, 64 unless set) through torchvision, downloaded once.
 """
 
 from __future__ import annotations
@@ -23,12 +32,15 @@ from urllib.error import URLError
 import numpy as np
 import torch
 
+from . import shapes
 from .env import data_dir
 from .validate import check_sizes
 
-NAMES = ("mnist", "cifar10", "moons")
+NAMES = ("mnist", "cifar10", "moons", "shapes", "stl10")
 SOURCES = ("auto", "torchvision", "sample")
 SAMPLE_TRAIN = 4000  # of the 5,000 shipped digits; the other 1,000 are the test split
+IMAGE_SIZES = {"shapes": 32, "stl10": 64}  # the default image_size of each
+SHAPES_SIZES = {"train": 10_000, "test": 2000, "held_out": 1000}  # scenes per split
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,7 @@ class DataConfig:
     binarize: bool = False
     # moons: the phase ranges to train on, in units of pi
     phase_ranges: tuple[tuple[float, float], ...] = ()
+    image_size: int | None = None  # shapes (default 32) and stl10 (default 64)
 
     def __post_init__(self):
         if self.name not in NAMES:
@@ -52,6 +65,20 @@ class DataConfig:
         for name in ("n_train", "n_test"):
             if getattr(self, name) is not None:
                 check_sizes(self, name)
+        if self.image_size is not None:
+            if self.name not in IMAGE_SIZES:
+                raise ValueError(
+                    f"DataConfig.image_size is for {' and '.join(IMAGE_SIZES)}; "
+                    f"{self.name} comes at one size, so leave it None"
+                )
+            check_sizes(self, "image_size")
+            if self.name == "shapes":
+                shapes.check_size(self.image_size)
+
+    @property
+    def size(self) -> int | None:
+        """The image side this data set is loaded at, where it can be chosen."""
+        return self.image_size or IMAGE_SIZES.get(self.name)
 
 
 def _check_source(source: str) -> None:
@@ -171,8 +198,17 @@ def load_cifar10(
 def load(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The data set a :class:`DataConfig` describes: ``(images, labels)``.
 
-    For moons the "labels" are the phase angles in radians.
+    For moons the "labels" are the phase angles in radians; for shapes world
+    the (N, 9, 4) attribute tables.
     """
+    if config.name == "shapes":
+        scenes = load_scenes(config, split)
+        return scenes.images, scenes.attributes
+    if split not in ("train", "test"):
+        raise ValueError(
+            f"unknown split {split!r} for {config.name}; use 'train' or 'test' "
+            f"(only shapes world has {', '.join(repr(s) for s in shapes.SPLITS)})"
+        )
     limit = config.n_train if split == "train" else config.n_test
     if config.name == "moons":
         seed = 0 if split == "train" else 1
@@ -180,12 +216,77 @@ def load(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if config.name == "cifar10":
         images, labels = load_cifar10(split)
         return images[:limit], labels[:limit]
+    if config.name == "stl10":
+        return load_stl10(split, size=config.size, limit=limit)
     images, labels = load_mnist(split, config.source, limit=limit)
     return (
         binarize(images, seed=0 if split == "train" else 1)
         if config.binarize
         else images
     ), labels
+
+
+def load_scenes(config: DataConfig, split: str) -> shapes.Scenes:
+    """Shapes-world scenes of ``split`` with segmentation and captions.
+
+    ``n_train`` limits "train"; ``n_test`` limits "test" and "held_out".
+    """
+    if config.name != "shapes":
+        raise ValueError(f"load_scenes is for name='shapes', not {config.name!r}")
+    shapes.check_split(split)
+    limit = config.n_train if split == "train" else config.n_test
+    return shapes.make_scenes(limit or SHAPES_SIZES[split], config.size, split)
+
+
+def load_stl10(
+    split: str = "train",
+    root: Path | None = None,
+    size: int = 64,
+    limit: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """STL-10 through torchvision, resized from 96 x 96 to ``size``.
+
+    "train" is the 5,000 labelled and 100,000 unlabelled training photos
+    (label -1), "test" the 8,000 test photos. At 64 x 64 all of "train" is
+    5 GB of floats: ``limit`` keeps the first photos, and the conversion to
+    floats goes in chunks, so memory stays near the size of the result.
+    """
+    from torchvision.datasets import STL10
+
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
+    root = Path(root) if root is not None else data_dir()
+    present = (root / STL10.base_folder).is_dir()
+    try:
+        dataset = STL10(
+            str(root),
+            split="train+unlabeled" if split == "train" else "test",
+            download=not present,
+        )
+    except (RuntimeError, OSError) as error:
+        raise ConnectionError(
+            f"could not load STL-10 from {root} ({error}). On an offline machine copy "
+            f"stl10_binary/ there by hand (or set T2I_DATA to a folder that holds "
+            f"it), or run the chapter with SCALE = 'tiny', which uses shapes world."
+        ) from error
+    pixels = torch.as_tensor(dataset.data[:limit])  # (N, 3, 96, 96) uint8
+    images = (
+        torch.cat(
+            [
+                torch.nn.functional.interpolate(
+                    chunk.float() / 255.0,
+                    size=(size, size),
+                    mode="bilinear",
+                    antialias=True,
+                    align_corners=False,
+                ).clamp(0, 1)
+                for chunk in pixels.split(1000)
+            ]
+        )
+        if len(pixels)
+        else torch.zeros(0, 3, size, size)
+    )
+    return images, torch.as_tensor(dataset.labels[:limit], dtype=torch.long)
 
 
 def binarize(images: torch.Tensor, seed: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ and can be forced with ``live=True`` / ``live=False``.
 from .codebook import codebook_explorer
 from .core import png_base64, png_bytes
 from .latent import LatentPanel, codes_image, latent_explorer, scatter_image
+from .levels import level_mixer
 from .plots import loss_curves, plotly_figure
 from .stepper import image_stepper
 
@@ -24,6 +25,7 @@ __all__ = [
     "codes_image",
     "image_stepper",
     "latent_explorer",
+    "level_mixer",
     "loss_curves",
     "plotly_figure",
     "png_base64",

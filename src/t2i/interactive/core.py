@@ -21,6 +21,7 @@ SCRIPT_FUNCTIONS = {
     "latent_explorer.js": "t2iLatentExplorer",
     "stepper.js": "t2iStepper",
     "codebook.js": "t2iCodebook",
+    "levels.js": "t2iLevelMixer",
     "plotly_figure.js": "t2iPlotlyFigure",
 }
 

@@ -32,6 +32,8 @@ class VQVAEConfig:
     channels: tuple[int, ...] = (32, 64)  # one stride-2 stage per entry
     residual_blocks: int = 1
     vq: VQConfig = field(default_factory=VQConfig)
+    # the decoder draws the difference from this grey level (see configs.vqvae2)
+    output_offset: float = 0.0
 
     def __post_init__(self):
         check_sizes(self, "in_channels", "image_size", "channels")
@@ -83,7 +85,7 @@ class VQVAE(nn.Module):
 
     def decode(self, vectors: torch.Tensor) -> torch.Tensor:
         """Code vectors ``(B, D, h, w)`` -> images (unclamped)."""
-        return self.decoder(vectors)
+        return self.decoder(vectors) + self.config.output_offset
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """A grid of code indices ``(B, h, w)`` -> images: what a prior's samples become."""
