@@ -92,7 +92,7 @@ def test_bad_inputs_name_the_fix():
         model.encode(torch.rand(2, 3, 64, 64))
     with pytest.raises(ValueError, match="2 code grids"):
         model.decode_indices([torch.zeros(1, 8, 8, dtype=torch.long)])
-    with pytest.raises(ValueError, match="top codes must have shape"):
+    with pytest.raises(ValueError, match=r"top codes of shape \(batch, 4, 4\)"):
         model.decode_indices(
             [
                 torch.zeros(1, 8, 8, dtype=torch.long),

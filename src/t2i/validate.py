@@ -4,6 +4,8 @@ dimension") minutes later."""
 
 from __future__ import annotations
 
+import torch
+
 
 def _where(owner: object, name: str) -> str:
     return f"{type(owner).__name__}.{name}"
@@ -46,3 +48,24 @@ def check_probability(
     if not (low_ok and high_ok):
         interval = f"{'[' if zero else '('}0, 1{']' if one else ')'}"
         raise ValueError(f"{_where(owner, name)} must lie in {interval}, got {value!r}")
+
+
+def check_code_grids(
+    grids: torch.Tensor, what: str, size: int, num_codes: int, batch: int | None = None
+) -> None:
+    """Raise a ValueError naming ``what`` unless ``grids`` are ``(batch, size, size)``
+    code indices in ``[0, num_codes)`` (and ``batch`` of them, if given)."""
+    leading = "batch" if batch is None else batch
+    if (
+        grids.ndim != 3
+        or grids.shape[1:] != (size, size)
+        or (batch is not None and len(grids) != batch)
+    ):
+        raise ValueError(
+            f"expected {what} of shape ({leading}, {size}, {size}), "
+            f"got {tuple(grids.shape)}"
+        )
+    if grids.min() < 0 or grids.max() >= num_codes:
+        raise ValueError(
+            f"{what} must lie in [0, {num_codes}), got {grids.min()}..{grids.max()}"
+        )

@@ -42,7 +42,12 @@ from torch import nn
 
 from ..nn import ResidualBlock
 from ..sample import sample_logits
-from ..validate import check_non_negative, check_probability, check_sizes
+from ..validate import (
+    check_code_grids,
+    check_non_negative,
+    check_probability,
+    check_sizes,
+)
 
 
 def causal_mask(kernel_size: int, kind: str, include_centre: bool) -> torch.Tensor:
@@ -307,15 +312,7 @@ class GatedPixelCNN(nn.Module):
                 f"this PixelCNN is conditioned on a ({g}, {g}) code grid: pass "
                 f"condition=<code grids of shape (batch, {g}, {g})>"
             )
-        if condition.ndim != 3 or condition.shape != (n, g, g):
-            raise ValueError(
-                f"expected condition grids of shape ({n}, {g}, {g}), got "
-                f"{tuple(condition.shape)}"
-            )
-        if condition.min() < 0 or condition.max() >= k:
-            raise ValueError(
-                f"condition codes must lie in [0, {k}); got {condition.min()}..{condition.max()}"
-            )
+        check_code_grids(condition, "condition grids", g, k, batch=n)
         return self.grid_condition(condition)
 
     def from_embedded(
@@ -347,15 +344,9 @@ class GatedPixelCNN(nn.Module):
         return self._logits(codes, labels, spatial)
 
     def _logits(self, codes, labels, spatial) -> torch.Tensor:
-        g, k = self.config.grid_size, self.config.num_codes
-        if codes.ndim != 3 or codes.shape[1:] != (g, g):
-            raise ValueError(
-                f"expected code grids of shape (batch, {g}, {g}), got {tuple(codes.shape)}"
-            )
-        if codes.min() < 0 or codes.max() >= k:
-            raise ValueError(
-                f"codes must lie in [0, {k}); got {codes.min()}..{codes.max()}"
-            )
+        check_code_grids(
+            codes, "code grids", self.config.grid_size, self.config.num_codes
+        )
         x = self.embed(codes).permute(0, 3, 1, 2)
         return self.from_embedded(
             x, self._labels(labels, len(codes), codes.device), spatial

@@ -11,8 +11,9 @@ every side 8 times longer):
 
 The top grid is quantised first and *decoded into the bottom encoder's
 features* before the bottom is quantised, so the bottom codes only have to
-carry what the top codes leave out: the top holds the layout, the bottom the
-detail. Each extra level adds one more halving on top (the paper's three-level
+carry what the top codes leave out: the top is meant for the global
+structure, the bottom for the detail (which level learns what is up to
+training; chapter 4 measures it). Each extra level adds one more halving on top (the paper's three-level
 1024 x 1024 model: 128 x 128, 64 x 64 and 32 x 32 grids); each level is
 conditioned on the one directly above it, and the final decoder sees all of
 them, upsampled to the bottom grid.
@@ -31,7 +32,7 @@ from torch import nn
 
 from ..nn import ResidualBlock, check_images
 from ..quantize import Quantized, VectorQuantizer, VQConfig
-from ..validate import check_non_negative, check_sizes
+from ..validate import check_code_grids, check_non_negative, check_sizes
 
 LEVEL_NAMES = {2: ("bottom", "top"), 3: ("bottom", "middle", "top")}
 
@@ -196,16 +197,7 @@ class VQVAE2(nn.Module):
         for name, grid, size, quantizer in zip(
             self.config.level_names, indices, self.config.grid_sizes, self.quantizers
         ):
-            if grid.ndim != 3 or grid.shape[1:] != (size, size):
-                raise ValueError(
-                    f"the {name} codes must have shape (batch, {size}, {size}), "
-                    f"got {tuple(grid.shape)}"
-                )
-            if grid.min() < 0 or grid.max() >= k:
-                raise ValueError(
-                    f"{name} code indices must lie in [0, {k}), "
-                    f"got {grid.min()}..{grid.max()}"
-                )
+            check_code_grids(grid, f"{name} codes", size, k)
             vectors.append(quantizer.lookup(grid))
         return self.decode(vectors)
 
