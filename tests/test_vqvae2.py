@@ -200,3 +200,31 @@ def test_output_offset_shifts_every_decoded_pixel_by_the_same_grey_level():
     offset = vqvae2(seed=3, output_offset=0.85).eval()
     with torch.no_grad():
         assert torch.allclose(offset(x) - plain(x), torch.full_like(x, 0.85), atol=1e-6)
+
+
+def test_scales_and_the_comparison_model_share_grid_codebook_and_budget():
+    from t2i import configs
+
+    grids = {s: configs.vqvae2(s).model.grid_sizes for s in configs.SCALES}
+    assert grids == {"tiny": (8, 4), "small": (16, 8), "full": (24, 12, 6)}
+    for scale in configs.SCALES:
+        two, one = configs.vqvae2(scale), configs.vqvae_one_level(scale)
+        assert one.model.grid_size == two.model.grid_sizes[0]
+        assert one.model.vq == two.model.vq and one.train == two.train
+        assert one.data == two.data
+
+
+def test_priors_read_the_level_above_and_follow_the_weights():
+    from t2i import configs
+
+    exp = configs.vqvae2("tiny")
+    model = VQVAE2(exp.model)
+    top = configs.vqvae2_prior("tiny", "top", exp, model)
+    bottom = configs.vqvae2_prior("tiny", "bottom", exp, model)
+    assert top.model.condition_codes == 0 and top.model.attention_blocks == 1
+    assert bottom.model.condition_grid == 4 and bottom.model.grid_size == 8
+    with torch.no_grad():
+        model.decoder.net[0].bias.add_(1.0)
+    assert configs.vqvae2_prior("tiny", "bottom", exp, model).source != bottom.source
+    with pytest.raises(ValueError, match="bottom, top"):
+        configs.vqvae2_prior("tiny", "middle", exp, model)
