@@ -62,3 +62,18 @@ def test_command_line_trains_the_chapter_3_models_under_the_chapters_names(capsy
     out = capsys.readouterr().out
     assert "vqvae: test MSE" in out and "bits per code" in out
     assert "pixelcnn-prior-" in out  # the cache folder the chapter looks in
+
+
+def test_command_line_trains_the_chapter_4_models_under_the_chapters_names(capsys):
+    from t2i.__main__ import main
+
+    main(["train", "vqvae2", "--scale", "tiny", "--steps", "10"])
+    out = capsys.readouterr().out
+    for name in (
+        "attribute-judge",
+        "vqvae2",
+        "vqvae2-top-prior",
+        "vqvae2-bottom-prior",
+    ):
+        assert f"{name}: 10 steps" in out, name
+    assert "vqvae-one-level-prior: test" in out

@@ -2,6 +2,7 @@
 
     python -m t2i train ae --scale small --latent-dim 2
     python -m t2i train prior --scale small       # chapter 3: VQ-VAE, then its PixelCNN
+    python -m t2i train vqvae2 --scale small      # chapter 4: judge, VQ-VAE-2, its priors
 
 Useful on a GPU machine: train at ``small`` or ``full`` once, and every chapter
 run with the same ``T2I_CACHE`` loads the result.
@@ -14,8 +15,10 @@ import argparse
 from . import configs, data
 from .cache import get_or_train, run_dir
 from .models.ae import AutoEncoder
+from .models.judge import AttributeJudge
 from .models.pixelcnn import GatedPixelCNN
 from .models.vqvae import VQVAE
+from .models.vqvae2 import VQVAE2
 from .train import evaluate
 
 
@@ -58,6 +61,52 @@ def train_vqvae(scale: str, with_prior: bool, steps: int | None = None) -> None:
     print(f"weights: {folder / 'model.safetensors'}")
 
 
+def train_vqvae2(scale: str, steps: int | None = None) -> None:
+    """Chapter 4's models under the chapter's cache names: the attribute judge,
+    the VQ-VAE-2 and its two priors, and the one-level model with its prior."""
+    judge_exp = configs.attribute_judge(scale, **_steps(steps))
+    judge, _ = get_or_train(
+        "attribute-judge", judge_exp, AttributeJudge, data.load(judge_exp.data, "train")
+    )
+    scores = judge.accuracy(*data.load(judge_exp.data, "test"))
+    print(f"attribute-judge: {scores['object']:.2%} of test objects read right")
+    experiment = configs.vqvae2(scale, **_steps(steps))
+    images = data.load(experiment.data, "train")[0]
+    x_test = data.load(experiment.data, "test")[0]
+    vqvae2, _ = get_or_train("vqvae2", experiment, VQVAE2, (images,))
+    print(f"vqvae2: test MSE {evaluate(vqvae2, (x_test,))['reconstruction']:.5f}")
+    (bottom, top), (bottom_test, top_test) = vqvae2.codes(images), vqvae2.codes(x_test)
+    for level, codes, codes_test in (
+        ("top", (top,), (top_test,)),
+        ("bottom", (bottom, top), (bottom_test, top_test)),
+    ):
+        prior_exp = configs.vqvae2_prior(
+            scale, level, experiment, vqvae2, **_steps(steps)
+        )
+        prior, _ = get_or_train(
+            f"vqvae2-{level}-prior",
+            prior_exp,
+            GatedPixelCNN,
+            codes,
+            eval_data=codes_test,
+        )
+        bits = evaluate(prior, codes_test)["bits_per_code"]
+        print(f"vqvae2-{level}-prior: test {bits:.3f} bits per code")
+    one_exp = configs.vqvae_one_level(scale, **_steps(steps))
+    vqvae1, _ = get_or_train("vqvae-one-level", one_exp, VQVAE, (images,))
+    one_prior_exp = configs.one_level_prior(scale, one_exp, vqvae1, **_steps(steps))
+    one_test = (vqvae1.codes(x_test),)
+    one_prior, _ = get_or_train(
+        "vqvae-one-level-prior",
+        one_prior_exp,
+        GatedPixelCNN,
+        (vqvae1.codes(images),),
+        eval_data=one_test,
+    )
+    bits = evaluate(one_prior, one_test)["bits_per_code"]
+    print(f"vqvae-one-level-prior: test {bits:.3f} bits per code")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m t2i", description=__doc__.splitlines()[0]
@@ -66,8 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     train = commands.add_parser("train", help="train a model of the book (cached)")
     train.add_argument(
         "model",
-        choices=["ae", "vqvae", "prior"],
-        help="ae (chapter 1), vqvae or prior (chapter 3: the VQ-VAE and its PixelCNN)",
+        choices=["ae", "vqvae", "prior", "vqvae2"],
+        help="ae (chapter 1), vqvae or prior (chapter 3: the VQ-VAE and its "
+        "PixelCNN), vqvae2 (chapter 4: the judge, VQ-VAE-2, priors, one-level model)",
     )
     train.add_argument("--scale", default="tiny", choices=configs.SCALES)
     train.add_argument("--latent-dim", type=int, default=2, help="ae only")
@@ -77,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.model == "ae":
         train_autoencoder(args.scale, args.latent_dim, args.steps)
+    elif args.model == "vqvae2":
+        train_vqvae2(args.scale, args.steps)
     else:
         train_vqvae(args.scale, with_prior=args.model == "prior", steps=args.steps)
 
