@@ -1,0 +1,278 @@
+"""A GPT-style decoder: the prior of chapters 5 to 7.
+
+    tokens (B, T) -> token + position embeddings -> n_layer blocks -> LayerNorm -> logits (B, T, V)
+    block: x + self_attention(LN(x)) [+ cross_attention(LN(x), context)] + mlp(LN(x))
+
+Pre-norm blocks as in GPT-2 and nanoGPT. Attention goes through
+``F.scaled_dot_product_attention``. Three additions over a plain GPT, each
+optional:
+
+* ``mask``: an extra ``(L, L)`` boolean mask over the whole sequence, True
+  where a position may attend (DALL·E's row, column and convolutional masks,
+  chapter 6). It is combined with the causal mask, never replaces it.
+* cross-attention to a ``context`` sequence (a caption encoder's output,
+  chapter 7), with an optional ``context_mask`` for padding.
+* a key/value cache for sampling: each new token attends to the stored keys
+  and values of the earlier ones instead of recomputing them, so sampling
+  ``T`` tokens costs ``T`` single-token passes, not ``T`` full passes.
+
+``prefix_length`` is the number of condition tokens at the start of every
+sequence (a class token, segmentation codes). The loss counts only the
+predictions of the tokens after the prefix: with ``n`` condition and ``n``
+image tokens, the model is fed the first ``2n - 1`` tokens and the logits at
+positions ``n - 1 ... 2n - 2`` predict image tokens ``0 ... n - 1``.
+References: Radford et al., "Language Models are Unsupervised Multitask
+Learners" (GPT-2); Karpathy, nanoGPT; Esser et al., arXiv:2012.09841.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from ..sample import sample_logits
+from ..validate import check_non_negative, check_probability, check_sizes
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    vocab_size: int = 512
+    block_size: int = 256  # the longest sequence the model reads
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    prefix_length: int = 0  # condition tokens whose own prediction is not trained
+    context_dim: int = 0  # width of a cross-attention context; 0: no cross-attention
+
+    def __post_init__(self):
+        check_sizes(self, "vocab_size", "block_size", "n_layer", "n_head", "n_embd")
+        check_non_negative(self, "prefix_length", "context_dim")
+        check_probability(self, "dropout", one=False)
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"TransformerConfig.n_embd ({self.n_embd}) must be divisible by "
+                f"n_head ({self.n_head})"
+            )
+        if self.prefix_length >= self.block_size:
+            raise ValueError(
+                f"TransformerConfig.prefix_length ({self.prefix_length}) must be "
+                f"shorter than block_size ({self.block_size})"
+            )
+
+
+@dataclass
+class LayerCache:
+    """The keys and values one attention layer has seen so far, ``(B, H, t, d)``."""
+
+    keys: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[2]
+
+
+class Attention(nn.Module):
+    """Multi-head attention; self-attention when ``source`` is None."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float, source_dim: int = 0):
+        super().__init__()
+        self.n_head, self.dropout = n_head, dropout
+        self.query = nn.Linear(n_embd, n_embd)
+        self.key_value = nn.Linear(source_dim or n_embd, 2 * n_embd)
+        self.out = nn.Linear(n_embd, n_embd)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        source: torch.Tensor | None = None,
+        cache: LayerCache | None = None,
+    ) -> torch.Tensor:
+        """``mask`` is a boolean ``(T, S)`` or ``(B, 1, T, S)``, True = may attend."""
+        heads = {"pattern": "b t (n d) -> b n t d", "n": self.n_head}
+        q = rearrange(self.query(x), **heads)
+        k, v = (
+            rearrange(part, **heads)
+            for part in self.key_value(x if source is None else source).chunk(2, -1)
+        )
+        if cache is not None:  # prepend what earlier calls have seen
+            if cache.keys is not None:
+                k = torch.cat([cache.keys, k], dim=2)
+                v = torch.cat([cache.values, v], dim=2)
+            cache.keys, cache.values = k, v
+        mixed = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(rearrange(mixed, "b n t d -> b t (n d)"))
+
+
+class Block(nn.Module):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        d = config.n_embd
+        self.norm_attention = nn.LayerNorm(d)
+        self.attention = Attention(d, config.n_head, config.dropout)
+        self.cross = None
+        if config.context_dim:
+            self.norm_cross = nn.LayerNorm(d)
+            self.cross = Attention(d, config.n_head, config.dropout, config.context_dim)
+        self.norm_mlp = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(
+            nn.Linear(d, 4 * d),
+            nn.GELU(),
+            nn.Linear(4 * d, d),
+            nn.Dropout(config.dropout),
+        )
+
+    def forward(self, x, mask, context, context_mask, cache) -> torch.Tensor:
+        x = x + self.attention(self.norm_attention(x), mask, cache=cache)
+        if self.cross is not None:
+            x = x + self.cross(self.norm_cross(x), context_mask, source=context)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.norm = nn.LayerNorm(config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.head.weight = self.token_embedding.weight  # tied, as in GPT-2
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def new_cache(self) -> list[LayerCache]:
+        """An empty key/value cache, one entry per block, for :meth:`forward`."""
+        return [LayerCache() for _ in self.blocks]
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        cache: list[LayerCache] | None = None,
+    ) -> torch.Tensor:
+        """Logits ``(B, T, V)``: position t predicts token t + 1 from tokens <= t.
+
+        With ``cache``, ``tokens`` continue the sequence the cache has seen.
+        ``mask`` is an extra ``(L, L)`` boolean mask over the whole sequence
+        (L >= its length), combined with the causal one. ``context_mask`` is a
+        ``(B, S)`` boolean, True for context entries that may be read.
+        """
+        start = 0 if cache is None else cache[0].length
+        b, t = tokens.shape
+        self._check(tokens, start + t, mask, context)
+        positions = torch.arange(start, start + t, device=tokens.device)
+        x = self.drop(self.token_embedding(tokens) + self.position_embedding(positions))
+        allowed = torch.ones(t, start + t, dtype=torch.bool, device=tokens.device).tril(
+            start
+        )  # row i (position start + i) may read columns 0 .. start + i
+        if mask is not None:
+            allowed = allowed & mask[start : start + t, : start + t].to(tokens.device)
+        if context_mask is not None:
+            context_mask = context_mask[
+                :, None, None, :
+            ]  # (B, 1, 1, S) over heads and rows
+        for i, block in enumerate(self.blocks):
+            x = block(
+                x, allowed, context, context_mask, None if cache is None else cache[i]
+            )
+        return self.head(self.norm(x))
+
+    def _check(self, tokens, length, mask, context) -> None:
+        c = self.config
+        if tokens.ndim != 2:
+            raise ValueError(
+                f"expected token sequences of shape (batch, length), got {tuple(tokens.shape)}"
+            )
+        if length > c.block_size:
+            raise ValueError(
+                f"a sequence of {length} tokens is longer than block_size {c.block_size}; "
+                f"build the model with block_size >= {length} or feed fewer tokens"
+            )
+        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= c.vocab_size):
+            raise ValueError(
+                f"tokens must lie in [0, {c.vocab_size}), got {tokens.min()}..{tokens.max()}"
+            )
+        if mask is not None and (mask.dtype != torch.bool or mask.shape[-1] < length):
+            raise ValueError(
+                f"mask must be a boolean (L, L) tensor with L >= {length} (True = may "
+                f"attend), got {mask.dtype} of shape {tuple(mask.shape)}"
+            )
+        if (context is not None) != bool(c.context_dim):
+            raise ValueError(
+                "pass context= exactly when the model has cross-attention "
+                f"(TransformerConfig.context_dim = {c.context_dim})"
+            )
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        """Next-token cross-entropy on the tokens after the prefix.
+
+        ``batch[0]`` is ``(B, L)`` tokens, ``batch[1]`` the context if the model
+        has cross-attention. The model reads ``tokens[:, :-1]``; the logits from
+        position ``prefix_length - 1`` on predict ``tokens[:, prefix_length:]``.
+        """
+        tokens = batch[0]
+        context = batch[1] if self.config.context_dim else None
+        first = max(self.config.prefix_length - 1, 0)
+        logits = self(tokens[:, :-1], context=context)[:, first:]
+        targets = tokens[:, first + 1 :]
+        nats = F.cross_entropy(rearrange(logits, "b t v -> (b t) v"), targets.flatten())
+        return {"loss": nats, "bits_per_token": nats / math.log(2)}
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prefix: torch.Tensor,
+        steps: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        use_cache: bool = True,
+    ) -> torch.Tensor:
+        """Continue ``prefix`` ``(B, P)`` by ``steps`` sampled tokens; returns
+        ``(B, P + steps)``. ``use_cache=False`` reruns the whole sequence at
+        every step (the slow way, kept to measure the cache against)."""
+        if prefix.ndim != 2 or prefix.shape[1] == 0:
+            raise ValueError(
+                "generate needs a prefix of at least one token per sequence, shape "
+                f"(batch, P >= 1); got {tuple(prefix.shape)}. Start unconditional "
+                "sequences with a start or class token."
+            )
+        tokens = prefix
+        cache = self.new_cache() if use_cache else None
+        fresh = tokens  # what the model has not read yet
+        for _ in range(steps):
+            logits = self(
+                fresh if use_cache else tokens,
+                mask=mask,
+                context=context,
+                context_mask=context_mask,
+                cache=cache,
+            )[:, -1]
+            new = sample_logits(logits, temperature, top_k, top_p, generator)[:, None]
+            tokens = torch.cat([tokens, new], dim=1)
+            fresh = new
+        return tokens
