@@ -438,7 +438,6 @@ def test_level_mixer_page_in_chromium(chromium_or_skip, tmp_path):
             "Array.from(document.querySelectorAll('.lm-result')).every(c =>"
             " c.getContext('2d').getImageData(0, 0, 1, 1).data[3] > 0)"
         )
-        page.screenshot(path=str(tmp_path / "level_mixer.png"))
         start = mixer_state(page, 0)
         assert start["caption"] == "top codes of image 1 + bottom codes of image 2"
         assert start["pressed"] == [

@@ -59,6 +59,8 @@ def test_bad_inputs_name_the_fix():
         model.encode(torch.rand(2, 3, 28, 28))
     with pytest.raises(ValueError, match=r"\[0, 16\)"):
         model.decode_indices(torch.full((1, 7, 7), 16))
+    with pytest.raises(ValueError, match=r"\(batch, 7, 7\)"):
+        model.decode_indices(torch.zeros(1, 49, dtype=torch.long))
     with pytest.raises(ValueError, match="divisible"):
         VQVAE(VQVAEConfig(image_size=30, channels=(8, 16)))
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..nn import ResidualBlock, check_images
 from ..quantize import Quantized, VectorQuantizer, VQConfig
-from ..validate import check_non_negative, check_sizes
+from ..validate import check_code_grids, check_non_negative, check_sizes
 
 
 @dataclass(frozen=True)
@@ -89,11 +89,8 @@ class VQVAE(nn.Module):
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """A grid of code indices ``(B, h, w)`` -> images: what a prior's samples become."""
-        k = self.config.vq.num_codes
-        if indices.min() < 0 or indices.max() >= k:
-            raise ValueError(
-                f"code indices must lie in [0, {k}), got {indices.min()}..{indices.max()}"
-            )
+        g, k = self.config.grid_size, self.config.vq.num_codes
+        check_code_grids(indices, "code indices", g, k)
         return self.decode(self.quantizer.lookup(indices))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
