@@ -246,3 +246,17 @@ def test_the_cache_remembers_how_long_training_took(tiny_data):
     trained = SESSION["trained"]["ae-timed"]
     get_or_train("ae-timed", experiment, AutoEncoder, tiny_data)
     assert trained > 0 and SESSION["loaded"]["ae-timed"] == round(trained, 1)
+
+
+def test_tied_weights_are_saved_and_stay_tied_after_loading(tmp_path):
+    from t2i.checkpoints import load_weights, save_weights
+    from t2i.models.transformer import Transformer, TransformerConfig
+
+    config = TransformerConfig(
+        vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8
+    )
+    model = Transformer(config)
+    save_weights(model, tmp_path / "gpt.safetensors")
+    loaded = load_weights(Transformer(config), tmp_path / "gpt.safetensors")
+    assert loaded.head.weight is loaded.token_embedding.weight
+    assert torch.equal(loaded.head.weight, model.head.weight)

@@ -77,3 +77,32 @@ def test_command_line_trains_the_chapter_4_models_under_the_chapters_names(capsy
     ):
         assert f"{name}: 10 steps" in out, name
     assert "vqvae-one-level-prior: test" in out
+
+
+def test_command_line_trains_the_chapter_5_models_under_the_chapters_names(capsys):
+    from t2i.__main__ import main
+
+    main(["train", "vqgan", "--scale", "tiny", "--steps", "4"])
+    out = capsys.readouterr().out
+    for name in (
+        "vqgan",
+        "vqvae-one-level",
+        "vqgan-class-prior",
+        "segmentation-vq",
+        "vqgan-segmentation-prior",
+    ):
+        assert f"{name}: 4 steps" in out, name
+    assert "vqgan: test L1" in out
+
+
+@pytest.mark.parametrize("scale", configs.SCALES)
+def test_chapter_5_experiments_agree_on_the_grid(scale):
+    gan = configs.vqgan(scale, perceptual="judge-test")
+    segmentation = configs.segmentation_vq(scale)
+    baseline = configs.vqvae_baseline(scale)
+    assert segmentation.model.grid_size == gan.model.grid_size
+    assert baseline.model.grid_size == gan.model.grid_size
+    assert baseline.model.vq.num_codes == gan.model.vq.num_codes
+    assert gan.source == "perceptual-judge-test"  # the perceptual net is in the key
+    assert configs.vqgan(scale, disc_start=7).model.disc_start == 7
+    assert configs.vqgan(scale, steps=7).train.steps == 7

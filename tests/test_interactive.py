@@ -220,6 +220,7 @@ def static_figures(panel):
         "stepper": interactive.image_stepper([1, 2], shade, live=False),
         "codebook": interactive.codebook_explorer(*_codebook_args(), live=False),
         "level mixer": interactive.level_mixer(*_level_args()[:2], live=False),
+        "token reading": interactive.token_reading(4, _token_images(), live=False),
         "plotly": interactive.plotly_figure(go.Figure(go.Bar(y=[1])), live=False),
     }
 
@@ -477,3 +478,222 @@ def test_level_mixer_page_in_chromium(chromium_or_skip, tmp_path):
         assert (rgb(mixer_state(page, 0)["pixels"], 8, 8) == mix(2, 1)).all()
         browser.close()
     assert errors == [] and foreign == []
+
+
+def _token_images(m=2, height=6, width=5):
+    """Flat pictures whose colour says which reading and which picture they are."""
+    return {
+        reading: np.stack(
+            [
+                np.full((height, width, 3), (100 * r + 10 * k, 50, 200), np.uint8)
+                for k in range(m)
+            ]
+        )
+        for r, reading in enumerate(("correct", "off_by_one"))
+    }
+
+
+def reading_parts(page):
+    """Each reading's diagram and sentence in a static token_reading page."""
+    return dict(re.findall(r'<div data-for="(\w+)"(.*?)</p></div>', page, re.DOTALL))
+
+
+def test_static_token_reading_carries_both_readings_and_the_numbers_for_n():
+    images = _token_images(m=3)
+    page = interactive.token_reading(64, images, live=False).data
+    page = page.replace("\xa0", " ")  # ranges are kept on one line
+    pictures = re.findall(r'<img src="(data:image/png;base64,[^"]+)"', page)
+    assert len(pictures) == 6 and "http" not in page
+    for k, source in enumerate(pictures):
+        reading = "correct" if k < 3 else "off_by_one"
+        assert (sprite_sheet(source) == images[reading][k % 3]).all()
+    parts = reading_parts(page)
+    correct, off = parts["correct"], parts["off_by_one"]
+    # long parts keep their first and last two positions
+    assert re.findall(r'class="tr-used">(\d+)<', correct) == ["63", "64", "65", "126"]
+    assert re.findall(r'class="tr-used">(\d+)<', off) == ["64", "65", "126", "127"]
+    assert "127 of the 128 tokens" in correct and "positions 63 … 126" in correct
+    assert "all 128 tokens" in off and "positions 64 … 127" in off
+    assert "…</text>" in correct and "not fed" in correct
+    assert "past the end" not in correct
+    assert "past the end" in off and "not fed" not in off
+    # with no script: the correct reading, no buttons that do nothing
+    assert off.startswith(" hidden>") and not correct.startswith(" hidden")
+    assert re.search(r'class="tr-toggle"[^>]*hidden>', page)
+    assert "outputs 63 … 126" in page and "outputs 64 … 127" in page
+
+
+def test_short_token_readings_draw_every_position():
+    page = interactive.token_reading(3, _token_images(), live=False).data
+    parts = reading_parts(page)
+    assert re.findall(r'class="tr-used">(\d+)<', parts["correct"]) == ["2", "3", "4"]
+    assert re.findall(r'class="tr-used">(\d+)<', parts["off_by_one"]) == ["3", "4", "5"]
+    assert "…</text>" not in parts["correct"]  # no ellipsis in the diagram
+
+
+def _change_reading(images, reading, change):
+    return {**images, reading: change(images[reading])}
+
+
+@pytest.mark.parametrize(
+    "n, change, message",
+    [
+        (1, lambda i: i, "at least 2"),
+        (64.0, lambda i: i, "at least 2"),
+        (True, lambda i: i, "at least 2"),
+        (64, lambda i: [i["correct"], i["off_by_one"]], "keys 'correct' and"),
+        (64, lambda i: {"correct": i["correct"]}, "keys 'correct' and"),
+        (
+            64,
+            lambda i: _change_reading(i, "correct", lambda x: x / 255.0),
+            r"images\['correct'\] must be a uint8",
+        ),
+        (
+            64,
+            lambda i: _change_reading(i, "off_by_one", lambda x: x[..., 0]),
+            r"x\[None\]",
+        ),
+        (
+            64,
+            lambda i: _change_reading(
+                i, "off_by_one", lambda x: x.transpose(0, 3, 1, 2)
+            ),
+            "channels last",
+        ),
+        (
+            64,
+            lambda i: {k: np.concatenate([v] * 5) for k, v in i.items()},
+            r"\[:8\]",
+        ),
+        (
+            64,
+            lambda i: {k: v[:0] for k, v in i.items()},
+            "give 1 to 8",
+        ),
+        (
+            64,
+            lambda i: _change_reading(i, "off_by_one", lambda x: x[:1]),
+            "same pictures",
+        ),
+    ],
+    ids=[
+        "one token",
+        "float n",
+        "bool n",
+        "list",
+        "one key",
+        "float",
+        "grey",
+        "channels first",
+        "ten",
+        "none",
+        "different counts",
+    ],
+)
+def test_token_reading_refuses_bad_inputs_and_names_the_fix(n, change, message):
+    for live in (False, True):
+        with pytest.raises(ValueError, match=message):
+            interactive.token_reading(n, change(_token_images()), live=live)
+
+
+def test_live_token_reading_redraws_the_chosen_reading():
+    control = interactive.token_reading(64, _token_images(), live=True)
+    picker, view = control.children
+    assert picker.value == "correct" and 'data-reading="correct"' in view.value
+    assert reading_parts(view.value)["off_by_one"].startswith(" hidden>")
+    picker.value = "off_by_one"
+    assert 'data-reading="off_by_one"' in view.value
+    assert reading_parts(view.value)["correct"].startswith(" hidden>")
+    assert "positions 64\xa0…\xa0127" in view.value
+    assert view.value.count("data:image/png") == 4  # both panels, always
+
+
+def reading_state(page, index):
+    """What the index-th token_reading figure shows: its reading, pressed
+    button, visible diagram's highlighted outputs and sentence, and panels."""
+    return page.evaluate(
+        """index => {
+          const root = document.querySelectorAll('.t2i-tokens')[index];
+          const shown = Array.from(root.querySelectorAll('[data-for]'))
+            .filter(d => getComputedStyle(d).visibility === 'visible');
+          return {
+            reading: root.getAttribute('data-reading'),
+            pressed: Array.from(root.querySelectorAll('[aria-pressed="true"]'))
+              .map(b => b.getAttribute('data-reading')),
+            shown: shown.map(d => d.getAttribute('data-for')),
+            used: Array.from(shown[0].querySelectorAll('.tr-used'))
+              .map(t => t.textContent),
+            sentence: shown[0].querySelector('p').textContent.replace(/\u00a0/g, ' '),
+            panels: Object.fromEntries(Array.from(root.querySelectorAll('.tr-panel'))
+              .map(p => [p.getAttribute('data-panel'), [
+                getComputedStyle(p).opacity, getComputedStyle(p).borderTopColor]])),
+          };
+        }""",
+        index,
+    )
+
+
+def test_token_reading_page_in_chromium(chromium_or_skip, tmp_path):
+    """The figure's script in a real browser, with no book: two figures on
+    one page, switched by mouse and keyboard, each on its own."""
+    from playwright.sync_api import sync_playwright
+
+    first = interactive.token_reading(64, _token_images(m=4), live=False).data
+    second = interactive.token_reading(3, _token_images(m=1), live=False).data
+    page_file = tmp_path / "token_reading.html"
+    page_file.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>tokens</title>"
+        f"</head><body>{first}<hr>{second}</body></html>"
+    )
+    blue, red = "rgb(31, 119, 180)", "rgb(214, 39, 40)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_or_skip, args=["--headless", "--no-sandbox"]
+        )
+        page = browser.new_page(viewport={"width": 760, "height": 900})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on(
+            "console", lambda m: errors.append(m.text) if m.type == "error" else None
+        )
+        page.goto(page_file.as_uri(), wait_until="load")
+        start = reading_state(page, 0)
+        assert start["reading"] == "correct" and start["pressed"] == ["correct"]
+        assert start["shown"] == ["correct"]
+        assert start["used"] == ["63", "64", "65", "126"]
+        assert "127 of the 128 tokens" in start["sentence"]
+        assert start["panels"] == {
+            "correct": ["1", blue],
+            "off_by_one": ["0.35", "rgba(0, 0, 0, 0)"],
+        }
+
+        figure = page.locator(".t2i-tokens").first
+        figure.get_by_role("button", name="off by one").click()
+        state = reading_state(page, 0)
+        assert state["reading"] == "off_by_one" and state["pressed"] == ["off_by_one"]
+        assert state["shown"] == ["off_by_one"]
+        assert state["used"] == ["64", "65", "126", "127"]
+        assert "positions 64 … 127" in state["sentence"]
+        assert state["panels"] == {
+            "correct": ["0.35", "rgba(0, 0, 0, 0)"],
+            "off_by_one": ["1", red],
+        }
+        assert reading_state(page, 1)["used"] == ["2", "3", "4"]  # the other stays
+
+        page.keyboard.press("Shift+Tab")  # to the "correct" button
+        page.keyboard.press("Enter")
+        assert reading_state(page, 0) == start
+        page.keyboard.press("Tab")
+        page.keyboard.press("Space")
+        assert reading_state(page, 0)["used"] == ["64", "65", "126", "127"]
+
+        # with scripts off: the correct diagram, both panels plain, no buttons
+        still = browser.new_page(java_script_enabled=False)
+        still.goto(page_file.as_uri(), wait_until="load")
+        state = reading_state(still, 0)
+        assert state["reading"] is None and state["shown"] == ["correct"]
+        assert state["used"] == ["63", "64", "65", "126"]
+        assert [opacity for opacity, _ in state["panels"].values()] == ["1", "1"]
+        assert not still.locator(".tr-pick").first.is_visible()
+        browser.close()
+    assert errors == []

@@ -128,3 +128,20 @@ def test_a_short_training_run_learns_a_repeating_sequence():
         optimiser.step()
     assert net.eval().loss((x,))["bits_per_token"] < 0.2
     assert torch.equal(net.generate(x[:1, :2], 6, temperature=1e-9)[0], x[0, :8])
+
+
+def test_generate_can_keep_to_the_image_codes():
+    torch.manual_seed(0)
+    model = Transformer(
+        TransformerConfig(vocab_size=12, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    ).eval()
+    with torch.no_grad():  # make the condition tokens the likeliest choice
+        model.head.weight[8:] += 5.0
+    prefix = torch.full((4, 1), 10)
+    free = model.generate(prefix, 10, generator=torch.Generator().manual_seed(0))
+    kept = model.generate(
+        prefix, 10, generator=torch.Generator().manual_seed(0), num_choices=8
+    )
+    assert (free[:, 1:] >= 8).any() and (kept[:, 1:] < 8).all()
+    with pytest.raises(ValueError, match="num_choices"):
+        model.generate(prefix, 2, num_choices=13)

@@ -66,3 +66,138 @@ def test_adaptive_weight_is_the_ratio_of_gradient_norms():
 def test_a_bad_discriminator_config_names_the_field():
     with pytest.raises(ValueError, match="DiscriminatorConfig.layers"):
         DiscriminatorConfig(layers=0)
+
+
+# ---------------------------------------------------------------- the model
+
+from torch import nn  # noqa: E402
+
+from t2i.models.vqgan import VQGAN, VQGANConfig  # noqa: E402
+from t2i.quantize import VQConfig  # noqa: E402
+from t2i.train import TrainConfig, fit, optimizer_groups  # noqa: E402
+
+
+def small_vqgan(disc_start: int = 0, **fields) -> VQGAN:
+    torch.manual_seed(0)
+    config = VQGANConfig(
+        image_size=16,
+        channels=(8, 16),
+        residual_blocks=0,
+        vq=VQConfig(num_codes=8, code_dim=4, ema=True, restart_dead=True),
+        discriminator=DiscriminatorConfig(channels=4, layers=2),
+        perceptual_weight=0.0,
+        disc_start=disc_start,
+        **fields,
+    )
+    return VQGAN(config)
+
+
+def pictures(n: int = 8) -> torch.Tensor:
+    return torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+
+
+def test_codes_decode_at_any_grid_size():
+    model = small_vqgan().eval()
+    q = model.encode(pictures(2))
+    assert q.indices.shape == (2, 8, 8) and model.config.factor == 2
+    assert model.decode_indices(torch.zeros(1, 16, 16, dtype=torch.long)).shape == (
+        1,
+        3,
+        32,
+        32,
+    )  # a grid twice the training grid decodes to a picture twice the size
+
+
+def test_the_reconstruction_gradient_reaches_the_encoder_through_the_codes():
+    model = small_vqgan(disc_start=10**6).train()
+    model.loss((pictures(),))["loss"].backward()
+    first = model.encoder.net[0].weight.grad
+    assert first is not None and first.abs().sum() > 0
+
+
+def test_the_players_own_disjoint_parameters_and_the_judge_none():
+    model = small_vqgan()
+    groups = optimizer_groups(model)
+    generator = {id(p) for p in groups["loss"]["params"]}
+    discriminator = {id(p) for p in groups["discriminator_loss"]["params"]}
+    assert not generator & discriminator
+    assert discriminator == {id(p) for p in model.discriminator.parameters()}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert generator | discriminator == trainable
+    assert groups["loss"]["betas"] == (0.5, 0.9)
+
+
+def state(module: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before: list[torch.Tensor], module: nn.Module) -> bool:
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+@pytest.mark.parametrize("disc_start", [0, 10**6])
+def test_the_discriminator_learns_only_once_switched_on(disc_start):
+    model = small_vqgan(disc_start=disc_start)
+    disc, gen = state(model.discriminator), state(model.decoder)
+    config = TrainConfig(steps=3, batch_size=4, log_every=1, checkpoint_every=1)
+    history = fit(model, (pictures(),), config)
+    assert changed(gen, model.decoder)
+    assert changed(disc, model.discriminator) == (disc_start == 0)
+    assert history["disc_on"] == [float(disc_start == 0)] * 3
+    assert int(model.step) == 3
+
+
+class TwoPlayers(nn.Module):
+    """``"loss"`` reads player b's weight but must only train player a."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Parameter(torch.ones(1)), nn.Parameter(torch.ones(1))
+
+    def optimizer_groups(self):
+        return {"loss": {"params": [self.a]}, "b_loss": {"params": [self.b]}}
+
+    def loss(self, batch):
+        return {"loss": (self.a * self.b).sum(), "b_loss": (self.b * 0).sum()}
+
+
+def test_one_players_loss_never_moves_the_other_player():
+    model = TwoPlayers()
+    fit(
+        model,
+        (torch.zeros(4, 1),),
+        TrainConfig(steps=5, batch_size=2, log_every=1, checkpoint_every=5),
+    )
+    assert model.a.item() < 1 and model.b.item() == 1
+
+
+def test_a_killed_gan_run_resumes_to_the_same_weights(tmp_path):
+    config = TrainConfig(steps=6, batch_size=4, log_every=1, checkpoint_every=2)
+    x = (pictures(),)
+    whole = small_vqgan(disc_start=3)
+    fit(whole, x, config)
+
+    crashing = small_vqgan(disc_start=3)
+    calls = {"n": 0}
+    original = crashing.loss
+
+    def crash_at_step_five(batch):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("killed")
+        return original(batch)
+
+    crashing.loss = crash_at_step_five
+    with pytest.raises(KeyboardInterrupt):
+        fit(crashing, x, config, checkpoint=tmp_path / "gan.pt")
+    torch.manual_seed(999)  # the new process starts from other random states
+    resumed = small_vqgan(disc_start=3)
+    history = fit(resumed, x, config, checkpoint=tmp_path / "gan.pt")
+    assert history["disc_on"] == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_missing_perceptual_network_names_the_fix():
+    with pytest.raises(ValueError, match="perceptual_weight=0"):
+        VQGAN(VQGANConfig(perceptual_weight=1.0))

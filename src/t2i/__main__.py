@@ -3,6 +3,7 @@
     python -m t2i train ae --scale small --latent-dim 2
     python -m t2i train prior --scale small       # chapter 3: VQ-VAE, then its PixelCNN
     python -m t2i train vqvae2 --scale small      # chapter 4: judge, VQ-VAE-2, its priors
+    python -m t2i train vqgan --scale small       # chapter 5: VQGAN, its two priors
 
 Useful on a GPU machine: train at ``small`` or ``full`` once, and every chapter
 run with the same ``T2I_CACHE`` loads the result.
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 
-from . import configs, data
-from .cache import get_or_train, run_dir
+from . import configs, data, sequences, shapes
+from .cache import get_or_train, run_dir, weights_fingerprint
 from .models.ae import AutoEncoder
 from .models.judge import AttributeJudge
+from .models.perceptual import from_judge
 from .models.pixelcnn import GatedPixelCNN
+from .models.transformer import Transformer
+from .models.vqgan import VQGAN
 from .models.vqvae import VQVAE
 from .models.vqvae2 import VQVAE2
 from .train import evaluate
@@ -107,6 +111,51 @@ def train_vqvae2(scale: str, steps: int | None = None) -> None:
     print(f"vqvae-one-level-prior: test {bits:.3f} bits per code")
 
 
+def train_vqgan(scale: str, steps: int | None = None) -> None:
+    """Chapter 5's models under the chapter's cache names, with the judge's
+    features as the perceptual network (the chapter's default): the VQGAN, the
+    VQ-VAE baseline, the class prior, the segmentation VQ and its prior."""
+    judge_exp = configs.attribute_judge(scale, **_steps(steps))
+    world = data.load_scenes(judge_exp.data, "train")
+    judge, _ = get_or_train(
+        "attribute-judge", judge_exp, AttributeJudge, (world.images, world.attributes)
+    )
+    x_test = data.load_scenes(judge_exp.data, "test").images
+    perceptual = from_judge(judge)
+    gan_exp = configs.vqgan(
+        scale, perceptual=f"judge-{weights_fingerprint(judge)[:16]}", **_steps(steps)
+    )
+    gan, _ = get_or_train(
+        "vqgan",
+        gan_exp,
+        lambda config: VQGAN(config, perceptual=perceptual),
+        (world.images,),
+    )
+    print(f"vqgan: test L1 {evaluate(gan, (x_test,))['l1']:.4f}")
+    baseline_exp = configs.vqvae_baseline(scale, **_steps(steps))
+    get_or_train("vqvae-one-level", baseline_exp, VQVAE, (world.images,))
+    num_codes = gan.config.vq.num_codes
+    class_exp = configs.vqgan_prior(scale, "class", gan_exp, gan, **_steps(steps))
+    tokens = sequences.class_sequences(
+        gan.codes(world.images), world.attributes, num_codes
+    )
+    get_or_train("vqgan-class-prior", class_exp, Transformer, (tokens,))
+    seg_exp = configs.segmentation_vq(scale, **_steps(steps))
+    seg_vq, _ = get_or_train(
+        "segmentation-vq",
+        seg_exp,
+        VQVAE,
+        (shapes.one_hot_segmentation(world.segmentation),),
+    )
+    prior_exp = configs.vqgan_prior(
+        scale, "segmentation", gan_exp, gan, condition_model=seg_vq, **_steps(steps)
+    )
+    windows = sequences.segmentation_sequences(
+        gan, seg_vq, world, window=gan.config.grid_size
+    )
+    get_or_train("vqgan-segmentation-prior", prior_exp, Transformer, (windows,))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m t2i", description=__doc__.splitlines()[0]
@@ -115,9 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     train = commands.add_parser("train", help="train a model of the book (cached)")
     train.add_argument(
         "model",
-        choices=["ae", "vqvae", "prior", "vqvae2"],
+        choices=["ae", "vqvae", "prior", "vqvae2", "vqgan"],
         help="ae (chapter 1), vqvae or prior (chapter 3: the VQ-VAE and its "
-        "PixelCNN), vqvae2 (chapter 4: the judge, VQ-VAE-2, priors, one-level model)",
+        "PixelCNN), vqvae2 (chapter 4: the judge, VQ-VAE-2, priors, one-level "
+        "model), vqgan (chapter 5: VQGAN, VQ-VAE baseline, the two priors)",
     )
     train.add_argument("--scale", default="tiny", choices=configs.SCALES)
     train.add_argument("--latent-dim", type=int, default=2, help="ae only")
@@ -129,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
         train_autoencoder(args.scale, args.latent_dim, args.steps)
     elif args.model == "vqvae2":
         train_vqvae2(args.scale, args.steps)
+    elif args.model == "vqgan":
+        train_vqgan(args.scale, args.steps)
     else:
         train_vqvae(args.scale, with_prior=args.model == "prior", steps=args.steps)
 

@@ -91,7 +91,16 @@ def sha256_of(path: Path) -> str:
 def save_weights(model: nn.Module, path: str | Path) -> None:
     """Write safetensors weights and a ``.sha256`` file that vouches for them."""
     path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state, seen = {}, set()
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        # tied weights (a transformer's embedding and output head) share memory,
+        # which safetensors refuses; each gets its own copy, and loading copies
+        # both back into the one shared parameter
+        if value.data_ptr() in seen:
+            value = value.clone()
+        seen.add(value.data_ptr())
+        state[key] = value
     _atomic_write(path, lambda tmp: save_file(state, str(tmp)))
     atomic_write_text(sha256_of(path), path.with_suffix(".sha256"))
 

@@ -59,3 +59,23 @@ def class_mix(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
 def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
     """Half the L1 distance between two distributions: 0 = equal, 1 = disjoint."""
     return 0.5 * (p - q).abs().sum().item()
+
+
+# Shapes world draws objects in saturated colours (stripes and dots darken
+# them by half) on light, nearly grey backgrounds, so a pixel's saturation
+# (max - min over RGB) tells object from background without any training.
+FOREGROUND_SATURATION = 0.25  # IoU 0.88 on real test scenes; 0.2: 0.85, 0.3: 0.88
+
+
+def foreground(images: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, S, S)`` shapes-world pictures -> ``(N, S, S)`` boolean object masks."""
+    saturation = images.amax(1) - images.amin(1)
+    return saturation > FOREGROUND_SATURATION
+
+
+def foreground_iou(images: torch.Tensor, segmentation: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of the pictures' objects (:func:`foreground`)
+    and the objects of the segmentation maps they should follow, per picture."""
+    drawn, wanted = foreground(images), segmentation > 0
+    union = (drawn | wanted).flatten(1).sum(1).clamp(min=1)
+    return (drawn & wanted).flatten(1).sum(1) / union

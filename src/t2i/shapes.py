@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange, reduce
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
@@ -421,3 +422,51 @@ def parse_caption(text: str) -> torch.Tensor:
             f"every object needs a position, shape, colour, size and texture"
         )
     return table
+
+
+# ---- chapter 5: labels, one-hot maps and tiled scenes for the priors ----
+
+
+def first_shape(attributes: torch.Tensor) -> torch.Tensor:
+    """The shape of each scene's first object in reading order, ``(N,)``: the
+    class a class-conditional prior is given. A raster-order prior writes that
+    object first, so the class decides the first object it draws."""
+    shape = attributes[..., 0]  # (N, 9), -1 where empty
+    if (shape < 0).all(-1).any():
+        raise ValueError("a scene without objects has no first shape")
+    first = (shape >= 0).float().argmax(-1)  # the first occupied cell
+    return shape.gather(-1, first[:, None])[:, 0]
+
+
+def one_hot_segmentation(segmentation: torch.Tensor) -> torch.Tensor:
+    """``(N, S, S)`` class maps -> ``(N, 1 + len(SHAPES), S, S)`` float one-hot:
+    the picture a segmentation encoder reads."""
+    classes = 1 + len(SHAPES)
+    if segmentation.min() < 0 or segmentation.max() >= classes:
+        raise ValueError(
+            f"segmentation classes must lie in [0, {classes}) (0 background, "
+            f"1 + shape index); got {segmentation.min()}..{segmentation.max()}"
+        )
+    return rearrange(F.one_hot(segmentation, classes).float(), "n h w c -> n c h w")
+
+
+def tile(tensor: torch.Tensor, per_side: int = 2) -> torch.Tensor:
+    """Put ``per_side ** 2`` consecutive scenes side by side: ``(N, ..., S, S)``
+    -> ``(N / per_side ** 2, ..., per_side * S, per_side * S)``, row-major. A
+    tiled picture is a larger scene whose every quarter looks like training data."""
+    group = per_side**2
+    if len(tensor) % group:
+        raise ValueError(
+            f"tile needs a multiple of {group} scenes, got {len(tensor)}; "
+            f"pass tensor[: {len(tensor) // group * group}]"
+        )
+    return rearrange(
+        tensor, "(n i j) ... h w -> n ... (i h) (j w)", i=per_side, j=per_side
+    )
+
+
+def untile(tensor: torch.Tensor, per_side: int = 2) -> torch.Tensor:
+    """The inverse of :func:`tile`: each quarter back as a scene of its own."""
+    return rearrange(
+        tensor, "n ... (i h) (j w) -> (n i j) ... h w", i=per_side, j=per_side
+    )

@@ -201,8 +201,10 @@ def road_map(current: str | None = None):
     return HTML("".join(parts))
 
 
-def run_info(scale: str, started: float):
-    """Footer of every chapter: what produced the numbers on the page."""
+def run_info(scale: str, started: float, extra: dict[str, str] | None = None):
+    """Footer of every chapter: what produced the numbers on the page.
+
+    ``extra`` adds rows, e.g. which network the perceptual loss used."""
     from IPython.display import Markdown
 
     from .cache import SESSION
@@ -238,6 +240,7 @@ def run_info(scale: str, started: float):
         ("wall time", f"{time.time() - started:.0f} s"),
         ("models trained in this run", listed(SESSION["trained"], "in")),
         ("models loaded from the cache", listed(SESSION["loaded"], "trained in")),
+        *(extra or {}).items(),
         ("python", platform.python_version()),
         ("torch", torch.__version__),
         ("t2i", t2i.__version__),

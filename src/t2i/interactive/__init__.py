@@ -18,6 +18,7 @@ from .latent import LatentPanel, codes_image, latent_explorer, scatter_image
 from .levels import level_mixer
 from .plots import loss_curves, plotly_figure
 from .stepper import image_stepper
+from .tokens import token_reading
 
 __all__ = [
     "LatentPanel",
@@ -31,4 +32,5 @@ __all__ = [
     "png_base64",
     "png_bytes",
     "scatter_image",
+    "token_reading",
 ]

@@ -22,6 +22,7 @@ SCRIPT_FUNCTIONS = {
     "stepper.js": "t2iStepper",
     "codebook.js": "t2iCodebook",
     "levels.js": "t2iLevelMixer",
+    "tokens.js": "t2iTokens",
     "plotly_figure.js": "t2iPlotlyFigure",
 }
 

@@ -251,10 +251,18 @@ class Transformer(nn.Module):
         context: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
         use_cache: bool = True,
+        num_choices: int | None = None,
     ) -> torch.Tensor:
         """Continue ``prefix`` ``(B, P)`` by ``steps`` sampled tokens; returns
         ``(B, P + steps)``. ``use_cache=False`` reruns the whole sequence at
-        every step (the slow way, kept to measure the cache against)."""
+        every step (the slow way, kept to measure the cache against).
+        ``num_choices`` samples only tokens ``0 ... num_choices - 1``: the image
+        codes, where condition tokens share the vocabulary after them."""
+        if num_choices is not None and not 0 < num_choices <= self.config.vocab_size:
+            raise ValueError(
+                f"num_choices must lie in 1..{self.config.vocab_size} (the "
+                f"vocabulary), got {num_choices}"
+            )
         if prefix.ndim != 2 or prefix.shape[1] == 0:
             raise ValueError(
                 "generate needs a prefix of at least one token per sequence, shape "
@@ -271,7 +279,7 @@ class Transformer(nn.Module):
                 context=context,
                 context_mask=context_mask,
                 cache=cache,
-            )[:, -1]
+            )[:, -1, :num_choices]
             new = sample_logits(logits, temperature, top_k, top_p, generator)[:, None]
             tokens = torch.cat([tokens, new], dim=1)
             fresh = new

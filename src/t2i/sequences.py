@@ -1,0 +1,87 @@
+"""Pictures -> the token sequences chapter 5's transformer priors learn.
+
+    class prior:         [class | image codes 0 ... n-1]          1 + n tokens
+    segmentation prior:  [map codes 0 ... n-1 | image codes 0 ... n-1]   2n tokens
+
+Image codes are tokens 0 ... K - 1; condition tokens (a class, a map's codes)
+are offset by K, so one vocabulary holds both. The segmentation prior
+learns from random ``k x k`` windows cut from 2 x 2 tiles of scenes' code
+grids (the same window from the map's codes and the picture's), so it has
+seen windows
+that do not start at a picture's corner: what the sliding-window sampler
+(:mod:`t2i.models.window`) asks of it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import shapes
+
+
+def class_sequences(
+    codes: torch.Tensor, attributes: torch.Tensor, num_codes: int
+) -> torch.Tensor:
+    """Code grids ``(N, h, w)`` and their scenes' tables -> ``(N, 1 + h w)``
+    sequences led by the class token ``num_codes + first shape``."""
+    classes = shapes.first_shape(attributes)
+    return torch.cat([num_codes + classes[:, None], codes.flatten(1)], 1)
+
+
+def condition_tokens(
+    segmentation_vq: nn.Module, maps: torch.Tensor, num_codes: int
+) -> torch.Tensor:
+    """Segmentation maps ``(N, S, S)`` -> their codes ``(N, h, w)``, offset by
+    ``num_codes`` to sit after the image codes in the vocabulary."""
+    return num_codes + segmentation_vq.codes(shapes.one_hot_segmentation(maps))
+
+
+def random_windows(
+    grids: tuple[torch.Tensor, ...],
+    window: int,
+    per_grid: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, ...]:
+    """``per_grid`` random ``window x window`` crops of each grid ``(N, H, W)``,
+    at the same place in every tensor of ``grids``: ``(N * per_grid, k, k)``."""
+    n, height, width = grids[0].shape
+    if window > min(height, width):
+        raise ValueError(
+            f"a {window} x {window} window does not fit a {height} x {width} grid"
+        )
+    grid = torch.arange(n).repeat(per_grid)
+    top = torch.randint(0, height - window + 1, (len(grid),), generator=generator)
+    left = torch.randint(0, width - window + 1, (len(grid),), generator=generator)
+    rows = (top[:, None] + torch.arange(window))[:, :, None]
+    cols = (left[:, None] + torch.arange(window))[:, None, :]
+    return tuple(g[grid[:, None, None], rows, cols] for g in grids)
+
+
+def segmentation_sequences(
+    image_vq: nn.Module,
+    segmentation_vq: nn.Module,
+    scenes: shapes.Scenes,
+    window: int,
+    per_picture: int = 4,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Encode pictures and maps, tile their code grids 2 x 2 (in a shuffled
+    order) and cut ``per_picture`` random windows from each tile: ``(M, 2 k k)``
+    sequences of map codes, then image codes.
+
+    The grids are tiled, not the pictures: each scene is encoded at the size
+    the models were trained on, and a tile of codes decodes to the tile of
+    pictures (the decoders are convolutional)."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(scenes), generator=generator)
+    order = order[: len(order) // 4 * 4]
+    num_codes = image_vq.config.vq.num_codes
+    image_codes = shapes.tile(image_vq.codes(scenes.images[order]))
+    map_codes = shapes.tile(
+        condition_tokens(segmentation_vq, scenes.segmentation[order], num_codes)
+    )
+    map_windows, image_windows = random_windows(
+        (map_codes, image_codes), window, per_picture, generator
+    )
+    return torch.cat([map_windows.flatten(1), image_windows.flatten(1)], 1)
