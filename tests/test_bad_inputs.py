@@ -13,8 +13,11 @@ import torch
 from t2i import configs, data, shapes
 from t2i.models.ae import AEConfig, AutoEncoder
 from t2i.models.judge import AttributeJudge, JudgeConfig
+from t2i.models import window
 from t2i.models.pixelcnn import PixelCNNConfig
+from t2i.models.transformer import Transformer, TransformerConfig
 from t2i.models.vae import VAEConfig
+from t2i.models.vqgan import VQGAN, VQGANConfig
 from t2i.models.vqvae import VQVAEConfig
 from t2i.quantize import VQConfig
 from t2i.sample import sample_logits
@@ -165,6 +168,33 @@ CASES = [
         ),
         ValueError,
         r"expected images of shape \(batch, 3, 32, 32\)",
+    ),
+    (
+        "a VQGAN with a perceptual weight but no perceptual network",
+        lambda: VQGAN(VQGANConfig(perceptual_weight=1.0)),
+        ValueError,
+        r"no perceptual network was passed.*perceptual_weight=0",
+    ),
+    (
+        "a sliding window larger than the grid",
+        lambda: window.window_start(0, size=6, window=8),
+        ValueError,
+        "a window of 8 does not fit a grid side of 6",
+    ),
+    (
+        "an unknown reading of the logits",
+        lambda: window.image_logits(
+            Transformer(
+                TransformerConfig(
+                    vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=4
+                )
+            ),
+            torch.zeros(1, 2, dtype=torch.long),
+            torch.zeros(1, 2, dtype=torch.long),
+            reading="shifted",
+        ),
+        ValueError,
+        "unknown reading 'shifted'",
     ),
     (
         "T2I_CACHE pointing at a file",

@@ -274,3 +274,31 @@ def test_level_mixer_draws_the_chosen_top_and_bottom_codes(open_page):
     assert by_keyboard[0] != after_bottom[0] and by_keyboard[1] != after_bottom[1]
     assert by_keyboard[2] != after_bottom[2]  # the outline moved with the choice
     assert page.errors == [] and page.foreign == []
+
+
+def test_token_reading_on_the_vqgan_page_switches_readings(open_page):
+    page = open_page("chapters/05_vqgan.html")
+    figure = page.locator(".t2i-tokens")
+    assert figure.count() == 1
+    figure.scroll_into_view_if_needed()
+
+    def state():
+        return page.evaluate(
+            "(() => { const r = document.querySelector('.t2i-tokens');"
+            " const shown = Array.from(r.querySelectorAll('[data-for]'))"
+            ".filter(d => getComputedStyle(d).visibility === 'visible');"
+            " return [r.getAttribute('data-reading'),"
+            " shown.map(d => d.getAttribute('data-for')),"
+            " Array.from(shown[0].querySelectorAll('.tr-used')).map(t => t.textContent),"
+            " Array.from(r.querySelectorAll('.tr-panel img')).length]; })()"
+        )
+
+    reading, shown, used, pictures = state()
+    assert reading == "correct" and shown == ["correct"]
+    assert used[0] == "63" and used[-1] == "126"  # 64 + 64 tokens, 127 fed
+    assert pictures >= 2  # both readings' pictures are on the page
+    figure.get_by_role("button", name="off by one").click()
+    reading, shown, used, _ = state()
+    assert reading == "off_by_one" and shown == ["off_by_one"]
+    assert used[0] == "64" and used[-1] == "127"
+    assert page.errors == [] and page.foreign == []

@@ -11,20 +11,21 @@ def scenes():
     return shapes.make_scenes(16, 32, "train")
 
 
-def test_the_class_token_is_the_first_objects_shape_after_the_image_codes(scenes):
+def test_the_class_token_is_the_first_objects_colour_after_the_image_codes(scenes):
     codes = torch.randint(0, 8, (16, 4, 4))
     tokens = sequences.class_sequences(codes, scenes.attributes, num_codes=8)
     assert tokens.shape == (16, 17)
     assert torch.equal(tokens[:, 1:], codes.flatten(1))
     for table, token in zip(scenes.attributes, tokens[:, 0]):
         first_object = table[table[:, 0] >= 0][0]  # the first occupied cell
-        assert token == 8 + first_object[0]
+        assert token == 8 + first_object[1]
 
 
-def test_first_shape_refuses_an_empty_scene():
+def test_an_empty_scene_has_no_first_object_and_no_class():
     empty = torch.full((1, 9, 4), -1)
-    with pytest.raises(ValueError, match="without objects"):
-        shapes.first_shape(empty)
+    assert shapes.first_object(empty, "shape").tolist() == [-1]
+    with pytest.raises(ValueError, match="needs an object"):
+        sequences.class_sequences(torch.zeros(1, 2, 2, dtype=torch.long), empty, 8)
 
 
 def test_tiles_put_four_scenes_side_by_side_and_come_apart_again(scenes):

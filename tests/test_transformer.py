@@ -145,3 +145,19 @@ def test_generate_can_keep_to_the_image_codes():
     assert (free[:, 1:] >= 8).any() and (kept[:, 1:] < 8).all()
     with pytest.raises(ValueError, match="num_choices"):
         model.generate(prefix, 2, num_choices=13)
+
+
+def test_grid_positions_share_rows_and_columns_between_grids():
+    config = TransformerConfig(
+        vocab_size=10, block_size=2 * 9, n_layer=1, n_head=2, n_embd=8, grid_size=3
+    )
+    embed = Transformer(config).position_embedding
+    positions = torch.arange(18)
+    vectors = embed(positions)
+    # the same cell of the map grid and the picture grid differ only by the
+    # grid embedding
+    difference = vectors[9:] - vectors[:9]
+    assert torch.allclose(
+        difference, (embed.grid.weight[1] - embed.grid.weight[0]).expand(9, -1)
+    )
+    assert not torch.allclose(vectors[1], vectors[3])  # another row, another vector

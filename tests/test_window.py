@@ -233,14 +233,14 @@ def test_bad_inputs_raise_errors_that_name_the_fix():
         sliding_window_sample(net, cond[0], 3, IMAGE_CODES)
     with pytest.raises(ValueError, match="one initial image code per condition cell"):
         sliding_window_sample(net, cond, 3, IMAGE_CODES, start=cond[:, :4])
-    with pytest.raises(ValueError, match="reading must be one of"):
+    with pytest.raises(ValueError, match="unknown reading"):
         sliding_window_sample(net, cond, 3, IMAGE_CODES, reading="shifted")
     with pytest.raises(ValueError, match="num_image_codes must lie in 1 ... vocab"):
         sliding_window_sample(net, cond, 3, CONFIG.vocab_size + 1)
     c, x = window_pair()
     with pytest.raises(ValueError, match="same shape"):
         image_logits(net, c, x[:, :-1])
-    with pytest.raises(ValueError, match="reading must be one of"):
+    with pytest.raises(ValueError, match="unknown reading"):
         image_logits(net, c, x, "off-by-one")
 
 

@@ -33,7 +33,7 @@ from .models.vqgan import DiscriminatorConfig, VQGANConfig
 from .models.vqvae import VQVAEConfig
 from .models.vqvae2 import VQVAE2Config
 from .quantize import VQConfig
-from .shapes import SHAPES
+from .shapes import COLOURS, SHAPES
 from .train import TrainConfig
 
 SCALES = ("tiny", "small", "full")
@@ -666,7 +666,7 @@ def vqgan_prior(
 ) -> Experiment:
     """A GPT-style prior over the code grid of the trained VQGAN ``model``.
 
-    ``condition="class"``: one class token (the first object's shape) before
+    ``condition="class"``: one class token (the first object's colour) before
     the n image codes. ``condition="segmentation"``: the n codes of a
     segmentation map (from ``condition_model``, a :func:`segmentation_vq`)
     before the n image codes, as in taming's conditional transformer; the
@@ -682,7 +682,7 @@ def vqgan_prior(
     k = gan.vq.num_codes
     source = f"vqgan-weights-{weights_fingerprint(model)[:16]}"
     if condition == "class":
-        vocab, block, prefix = k + len(SHAPES), 1 + n, 1
+        vocab, block, prefix = k + len(COLOURS), 1 + n, 1
     else:
         if condition_model is None:
             raise ValueError(
@@ -693,16 +693,19 @@ def vqgan_prior(
         block, prefix = 2 * n, n
         source += f"-segmentation-{weights_fingerprint(condition_model)[:16]}"
     tiny = check_scale(scale) == "tiny"
-    width, layers = {"tiny": (64, 4), "small": (256, 8), "full": (512, 12)}[scale]
+    # tiny: 3 layers at lr 3e-3 trained faster and as well as 4 at 2e-3 (500
+    # steps; segmentation prior: foreground IoU 0.42 against 0.43 for 800
+    # steps of batch 16 with 4 layers, in 35 s against 43 s)
+    width, layers = {"tiny": (64, 3), "small": (256, 8), "full": (512, 12)}[scale]
     steps = {
-        "tiny": 600 if condition == "class" else 500,
+        "tiny": 500,
         "small": 20_000,
         "full": 100_000,
     }[scale]
     train = TrainConfig(
         steps=steps,
         batch_size=32 if tiny else 64,
-        lr=2e-3 if tiny else 4.5e-4,
+        lr=3e-3 if tiny else 4.5e-4,
         log_every=25 if tiny else 100,
         checkpoint_every=100 if tiny else 1000,
         eval_every=0 if tiny else 2000,
@@ -715,6 +718,12 @@ def vqgan_prior(
             n_head=4 if tiny else 8,
             n_embd=width,
             prefix_length=prefix,
+            # map and picture as two grids (GridPositions). Measured at tiny
+            # (500 steps of 4 layers at lr 2e-3): one embedding per position ended at 3.47 bits per code in
+            # training and its samples covered their maps' objects with a
+            # foreground IoU of 0.08 (another scene's map: 0.03); grid
+            # positions ended at 3.19 bits, IoU 0.36 (0.05)
+            grid_size=gan.grid_size if condition == "segmentation" else 0,
         ),
         train=replace(train, **train_overrides),
         data=codes_from.data,

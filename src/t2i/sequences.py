@@ -19,13 +19,24 @@ from torch import nn
 
 from . import shapes
 
+CLASS_ATTRIBUTE = "colour"  # the class of chapter 5's class-conditional prior
+NUM_CLASSES = len(shapes.COLOURS)
+
 
 def class_sequences(
     codes: torch.Tensor, attributes: torch.Tensor, num_codes: int
 ) -> torch.Tensor:
     """Code grids ``(N, h, w)`` and their scenes' tables -> ``(N, 1 + h w)``
-    sequences led by the class token ``num_codes + first shape``."""
-    classes = shapes.first_shape(attributes)
+    sequences led by the class token ``num_codes + class``, the class being
+    the colour of the scene's first object.
+
+    Why colour, not shape: measured at tiny (600 steps), a prior given the
+    first object's shape drew it no more often than chance (14% of samples
+    against 21% for always the commonest shape): its blobs do not have
+    shapes yet. Given the colour, 33% of samples had it (chance: 17%)."""
+    classes = shapes.first_object(attributes, CLASS_ATTRIBUTE)
+    if (classes < 0).any():
+        raise ValueError("every scene needs an object to have a class")
     return torch.cat([num_codes + classes[:, None], codes.flatten(1)], 1)
 
 

@@ -427,15 +427,17 @@ def parse_caption(text: str) -> torch.Tensor:
 # ---- chapter 5: labels, one-hot maps and tiled scenes for the priors ----
 
 
-def first_shape(attributes: torch.Tensor) -> torch.Tensor:
-    """The shape of each scene's first object in reading order, ``(N,)``: the
-    class a class-conditional prior is given. A raster-order prior writes that
+def first_object(attributes: torch.Tensor, attribute: str = "colour") -> torch.Tensor:
+    """One attribute of each scene's first object in reading order, ``(N,)``,
+    or -1 for a scene without objects (e.g. a generated picture the judge
+    finds empty). Chapter 5's class label: a raster-order prior writes that
     object first, so the class decides the first object it draws."""
-    shape = attributes[..., 0]  # (N, 9), -1 where empty
-    if (shape < 0).all(-1).any():
-        raise ValueError("a scene without objects has no first shape")
-    first = (shape >= 0).float().argmax(-1)  # the first occupied cell
-    return shape.gather(-1, first[:, None])[:, 0]
+    if attribute not in ATTRIBUTES:
+        raise ValueError(f"unknown attribute {attribute!r}; use one of {ATTRIBUTES}")
+    present = attributes[..., 0] >= 0  # (N, 9)
+    first = present.float().argmax(-1)  # the first occupied cell
+    value = attributes[..., ATTRIBUTES.index(attribute)].gather(-1, first[:, None])
+    return torch.where(present.any(-1), value[:, 0], -1)
 
 
 def one_hot_segmentation(segmentation: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,6 @@ Transformers for High-Resolution Image Synthesis", arXiv:2012.09841.
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import warnings
 from pathlib import Path
@@ -44,6 +43,7 @@ import torch
 from einops import reduce
 from torch import nn
 
+from ..checkpoints import sha256_of
 from .judge import AttributeJudge
 
 EPS = 1e-10  # LPIPS's, keeps an all-zero feature vector at zero
@@ -168,14 +168,6 @@ class LpipsTrunk(nn.Module):
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         # [0, 1] -> [-1, 1] (what lpips expects), then lpips 0.1's shift and scale
         return list(self.net(self.scaling(2 * images - 1)))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def backbone_state(

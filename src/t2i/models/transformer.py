@@ -49,10 +49,14 @@ class TransformerConfig:
     dropout: float = 0.0
     prefix_length: int = 0  # condition tokens whose own prediction is not trained
     context_dim: int = 0  # width of a cross-attention context; 0: no cross-attention
+    # 0: one learned embedding per position. g > 0: the sequence is a run of
+    # g x g grids in raster order (a map's codes, then a picture's), and a
+    # position is embedded as grid index + row + column (GridPositions)
+    grid_size: int = 0
 
     def __post_init__(self):
         check_sizes(self, "vocab_size", "block_size", "n_layer", "n_head", "n_embd")
-        check_non_negative(self, "prefix_length", "context_dim")
+        check_non_negative(self, "prefix_length", "context_dim", "grid_size")
         check_probability(self, "dropout", one=False)
         if self.n_embd % self.n_head:
             raise ValueError(
@@ -113,6 +117,31 @@ class Attention(nn.Module):
         return self.out(rearrange(mixed, "b n t d -> b t (n d)"))
 
 
+class GridPositions(nn.Module):
+    """Position embeddings for a sequence of ``g x g`` grids: the sum of a
+    learned embedding of the grid's index, of the row and of the column.
+
+    The same cell of two grids (a map's code and the picture's code it
+    conditions) then shares its row and column embeddings, so attending from
+    a picture's cell to the map's cell below it is one query-key match to
+    learn, where separate embeddings for 2 g^2 positions leave that pairing
+    to be found position by position. DALL·E embeds image positions by row
+    and column too (chapter 6).
+    """
+
+    def __init__(self, block_size: int, grid_size: int, n_embd: int):
+        super().__init__()
+        self.grid_size = grid_size
+        self.grid = nn.Embedding(-(-block_size // grid_size**2), n_embd)
+        self.row = nn.Embedding(grid_size, n_embd)
+        self.column = nn.Embedding(grid_size, n_embd)
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        g = self.grid_size
+        grid, cell = positions // (g * g), positions % (g * g)
+        return self.grid(grid) + self.row(cell // g) + self.column(cell % g)
+
+
 class Block(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
@@ -143,7 +172,11 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
-        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        self.position_embedding = (
+            GridPositions(config.block_size, config.grid_size, config.n_embd)
+            if config.grid_size
+            else nn.Embedding(config.block_size, config.n_embd)
+        )
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm = nn.LayerNorm(config.n_embd)

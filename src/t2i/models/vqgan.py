@@ -58,6 +58,7 @@ from torch import nn
 from ..nn import check_images
 from ..quantize import Quantized, VectorQuantizer, VQConfig
 from ..validate import check_code_grids, check_non_negative, check_sizes
+from .vqvae import code_grids
 
 ADAPTIVE_DELTA = 1e-4  # keeps lambda finite when the GAN gradient vanishes
 ADAPTIVE_MAX = 1e4
@@ -435,15 +436,6 @@ class VQGAN(nn.Module):
         self.step += 1
         return metrics
 
-    @torch.no_grad()
     def codes(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """Code grids ``(N, h, w)`` of a whole data set, in eval mode."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        grids = [
-            self.encode(chunk.to(device)).indices.cpu()
-            for chunk in images.split(batch_size)
-        ]
-        self.train(was_training)
-        return torch.cat(grids)
+        return code_grids(self, images, batch_size)

@@ -110,18 +110,24 @@ class VQVAE(nn.Module):
             ),
         }
 
-    @torch.no_grad()
     def codes(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """Code grids ``(N, h, w)`` of a whole data set, in eval mode (no codebook updates)."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        grids = [
-            self.encode(chunk.to(device)).indices.cpu()
-            for chunk in images.split(batch_size)
-        ]
-        self.train(was_training)
-        return torch.cat(grids)
+        return code_grids(self, images, batch_size)
+
+
+@torch.no_grad()
+def code_grids(model: nn.Module, images: torch.Tensor, batch_size: int = 500):
+    """``model.encode(...).indices`` of a whole data set, in chunks, in eval
+    mode (no codebook updates), on the CPU; the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    grids = [
+        model.encode(chunk.to(device)).indices.cpu()
+        for chunk in images.split(batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(grids)
 
 
 def bits_per_image(config: VQVAEConfig) -> float:

@@ -55,6 +55,14 @@ from .transformer import Transformer, TransformerConfig
 READINGS = ("correct", "off_by_one")
 
 
+def check_reading(reading: str) -> None:
+    if reading not in READINGS:
+        raise ValueError(
+            f"unknown reading {reading!r}; use 'correct' (feed 2n - 1 tokens, read "
+            f"positions n - 1 ... 2n - 2) or 'off_by_one' (the bug, kept for the demo)"
+        )
+
+
 def window_start(position: int, size: int, window: int) -> int:
     """First row (or column) of the ``window`` that samples ``position``.
 
@@ -87,8 +95,7 @@ def image_logits(
     ``n - 1 ... 2n - 2``; ``"off_by_one"`` feeds all ``2n`` and takes
     ``n ... 2n - 1`` (taming issue #65), kept to show what goes wrong.
     """
-    if reading not in READINGS:
-        raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
+    check_reading(reading)
     if condition_tokens.ndim != 2 or condition_tokens.shape != image_tokens.shape:
         raise ValueError(
             "condition_tokens and image_tokens must both be (batch, n) windows of the "
@@ -141,8 +148,7 @@ def sliding_window_sample(
             f"num_image_codes must lie in 1 ... vocab_size ({vocab}), got "
             f"{num_image_codes}; image codes are the first ids of the vocabulary"
         )
-    if reading not in READINGS:
-        raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
+    check_reading(reading)
     if start is None:
         device = "cpu" if generator is None else generator.device
         start = torch.randint(
