@@ -72,7 +72,11 @@ def test_segmentation_sequences_hold_map_codes_then_image_codes(scenes):
             vq=VQConfig(num_codes=5, code_dim=4),
         )
     )
-    tokens = sequences.segmentation_sequences(image_vq, map_vq, scenes, window=8)
+    tokens = sequences.segmentation_sequences(
+        image_vq.codes(scenes.images),
+        sequences.condition_tokens(map_vq, scenes.segmentation, num_codes=8),
+        window=8,
+    )
     assert tokens.shape == (16 // 4 * 4, 2 * 64)
     assert (tokens[:, :64] >= 8).all() and (tokens[:, :64] < 13).all()
     assert (tokens[:, 64:] < 8).all()

@@ -136,9 +136,8 @@ def train_vqgan(scale: str, steps: int | None = None) -> None:
     get_or_train("vqvae-one-level", baseline_exp, VQVAE, (world.images,))
     num_codes = gan.config.vq.num_codes
     class_exp = configs.vqgan_prior(scale, "class", gan_exp, gan, **_steps(steps))
-    tokens = sequences.class_sequences(
-        gan.codes(world.images), world.attributes, num_codes
-    )
+    codes = gan.codes(world.images)  # once, for both priors
+    tokens = sequences.class_sequences(codes, world.attributes, num_codes)
     get_or_train("vqgan-class-prior", class_exp, Transformer, (tokens,))
     seg_exp = configs.segmentation_vq(scale, **_steps(steps))
     seg_vq, _ = get_or_train(
@@ -151,7 +150,9 @@ def train_vqgan(scale: str, steps: int | None = None) -> None:
         scale, "segmentation", gan_exp, gan, condition_model=seg_vq, **_steps(steps)
     )
     windows = sequences.segmentation_sequences(
-        gan, seg_vq, world, window=gan.config.grid_size
+        codes,
+        sequences.condition_tokens(seg_vq, world.segmentation, num_codes),
+        window=gan.config.grid_size,
     )
     get_or_train("vqgan-segmentation-prior", prior_exp, Transformer, (windows,))
 

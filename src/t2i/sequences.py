@@ -70,29 +70,33 @@ def random_windows(
 
 
 def segmentation_sequences(
-    image_vq: nn.Module,
-    segmentation_vq: nn.Module,
-    scenes: shapes.Scenes,
+    image_codes: torch.Tensor,
+    map_tokens: torch.Tensor,
     window: int,
     per_picture: int = 4,
     seed: int = 0,
 ) -> torch.Tensor:
-    """Encode pictures and maps, tile their code grids 2 x 2 (in a shuffled
-    order) and cut ``per_picture`` random windows from each tile: ``(M, 2 k k)``
-    sequences of map codes, then image codes.
+    """Tile the scenes' code grids 2 x 2 (in a shuffled order) and cut
+    ``per_picture`` random windows from each tile: ``(M, 2 k k)`` sequences of
+    map tokens, then image codes.
 
-    The grids are tiled, not the pictures: each scene is encoded at the size
-    the models were trained on, and a tile of codes decodes to the tile of
-    pictures (the decoders are convolutional)."""
+    ``image_codes`` are the pictures' codes ``(N, h, w)``, ``map_tokens`` their
+    maps' offset codes from :func:`condition_tokens`, both computed once by the
+    caller. The grids are tiled, not the pictures: each scene is encoded at
+    the size the models were trained on, and a tile of codes decodes to the
+    tile of pictures (the decoders are convolutional)."""
+    if image_codes.shape != map_tokens.shape:
+        raise ValueError(
+            f"image codes {tuple(image_codes.shape)} and map tokens "
+            f"{tuple(map_tokens.shape)} must be grids of the same scenes"
+        )
     generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(scenes), generator=generator)
+    order = torch.randperm(len(image_codes), generator=generator)
     order = order[: len(order) // 4 * 4]
-    num_codes = image_vq.config.vq.num_codes
-    image_codes = shapes.tile(image_vq.codes(scenes.images[order]))
-    map_codes = shapes.tile(
-        condition_tokens(segmentation_vq, scenes.segmentation[order], num_codes)
-    )
     map_windows, image_windows = random_windows(
-        (map_codes, image_codes), window, per_picture, generator
+        (shapes.tile(map_tokens[order]), shapes.tile(image_codes[order])),
+        window,
+        per_picture,
+        generator,
     )
     return torch.cat([map_windows.flatten(1), image_windows.flatten(1)], 1)
