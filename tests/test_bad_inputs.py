@@ -12,6 +12,8 @@ import torch
 
 from t2i import configs, data, shapes
 from t2i.models.ae import AEConfig, AutoEncoder
+from t2i.models.dalle import Dalle, DalleConfig
+from t2i.models.dvae import DVAEConfig
 from t2i.models.judge import AttributeJudge, JudgeConfig
 from t2i.models import window
 from t2i.models.pixelcnn import PixelCNNConfig
@@ -21,6 +23,7 @@ from t2i.models.vqgan import VQGAN, VQGANConfig
 from t2i.models.vqvae import VQVAEConfig
 from t2i.quantize import VQConfig
 from t2i.sample import sample_logits
+from t2i.text import CaptionTokenizer
 from t2i.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,6 +198,26 @@ CASES = [
         ),
         ValueError,
         "unknown reading 'shifted'",
+    ),
+    (
+        "a caption longer than the text length",
+        lambda: CaptionTokenizer(text_length=4).encode(["a small red solid circle"]),
+        ValueError,
+        r"is 5 tokens long, but text_length is 4.*CaptionTokenizer\(text_length=5\)",
+    ),
+    (
+        "text tokens of the wrong length for DALL·E",
+        lambda: Dalle(DalleConfig(text_length=8, n_embd=16)).generate(
+            torch.zeros(1, 5, dtype=torch.long)
+        ),
+        ValueError,
+        r"expected text tokens of shape \(batch, 8\)",
+    ),
+    (
+        "a dVAE temperature schedule that rises",
+        lambda: DVAEConfig(tau_start=0.5, tau_end=1.0),
+        ValueError,
+        "DVAEConfig needs 0 < tau_end <= tau_start",
     ),
     (
         "T2I_CACHE pointing at a file",

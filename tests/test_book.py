@@ -125,7 +125,14 @@ def page_text(html: str) -> str:
     return re.sub(r"\s+", " ", text).replace("*", "")
 
 
-CHAPTER_PAGES = ("01_autoencoder", "02_vae", "03_vqvae", "04_vqvae2", "05_vqgan")
+CHAPTER_PAGES = (
+    "01_autoencoder",
+    "02_vae",
+    "03_vqvae",
+    "04_vqvae2",
+    "05_vqgan",
+    "06_dalle",
+)
 
 
 @pytest.mark.parametrize("chapter", CHAPTER_PAGES)

@@ -302,3 +302,108 @@ def test_token_reading_on_the_vqgan_page_switches_readings(open_page):
     assert reading == "off_by_one" and shown == ["off_by_one"]
     assert used[0] == "64" and used[-1] == "127"
     assert page.errors == [] and page.foreign == []
+
+
+def temperature_state(page):
+    return page.evaluate(
+        "(() => { const r = document.querySelector('.t2i-temperature');"
+        " return {soft: r.querySelector('.tx-soft').src,"
+        " entropy: r.querySelector('.tx-entropy').src,"
+        " pictures: Array.from(r.querySelectorAll('img')).map(i => i.src),"
+        " summary: r.querySelector('.tx-summary').textContent,"
+        " bars: r.querySelector('.tx-bars svg').getAttribute('aria-label'),"
+        " taus: Array.from(r.querySelectorAll('.tx-tau')).map(t => t.textContent)};"
+        " })()"
+    )
+
+
+def test_temperature_slider_changes_the_soft_image_and_entropy(open_page):
+    import re
+
+    page = open_page("chapters/06_dalle.html")
+    figure = page.locator(".t2i-temperature")
+    assert figure.count() == 1
+    figure.scroll_into_view_if_needed()
+    slider = figure.locator("input.tx-range")
+    assert slider.is_visible()
+    slider.focus()
+    page.keyboard.press("Home")
+    cold = temperature_state(page)
+    page.keyboard.press("End")
+    hot = temperature_state(page)
+    assert all(src.startswith("data:image/png") for src in cold["pictures"])
+    assert cold["soft"] != hot["soft"], "the soft-code picture did not follow tau"
+    assert cold["entropy"] != hot["entropy"], "the entropy map did not follow tau"
+    assert cold["bars"] != hot["bars"] and cold["taus"] != hot["taus"]
+    assert len(set(hot["taus"])) == 1  # every tau on the figure says the same
+    # the original and the hard-code picture stay; the entropy rises with tau
+    assert cold["pictures"][:2] == hot["pictures"][:2]
+    means = [
+        float(re.search(r"mean entropy ([\d.]+) bits", s["summary"])[1])
+        for s in (cold, hot)
+    ]
+    assert means[0] < means[1]
+    assert page.errors == [] and page.foreign == []
+
+
+def mask_state(page):
+    return page.evaluate(
+        "(() => { const r = document.querySelector('.t2i-masks');"
+        " return {title: r.querySelector('.mk-title').textContent,"
+        " mask: r.querySelector('.mk-png').getAttribute('href'),"
+        " pressed: Array.from(r.querySelectorAll('.mk-pick[aria-pressed=\"true\"]'))"
+        ".map(b => b.textContent),"
+        " query: r.querySelector('.mk-query-text').textContent,"
+        " reads: r.querySelector('.mk-reads').textContent,"
+        " read: Array.from(r.querySelectorAll('.mk-cell'))"
+        ".filter(c => c.getAttribute('data-read') === '1')"
+        ".map(c => +c.getAttribute('data-cell'))}; })()"
+    )
+
+
+def test_mask_viewer_switches_layers_and_shows_readable_cells(open_page):
+    import re
+
+    page = open_page("chapters/06_dalle.html")
+    viewer = page.locator(".t2i-masks")
+    assert viewer.count() == 1
+    viewer.scroll_into_view_if_needed()
+    start = mask_state(page)
+    assert re.fullmatch(r"layer \d+ of \d+: .+ attention", start["title"])
+    assert len(start["pressed"]) == 1 and start["mask"].startswith("data:image/png")
+
+    def checked(state):
+        """The query is an image token that reads only itself and earlier
+        image tokens (causality), as many as the sentence says."""
+        cell = int(re.search(r"image token (\d+)", state["query"])[1])
+        assert state["read"] and max(state["read"]) <= cell, state
+        assert f"image token {cell} may read " in state["reads"]
+        said = re.search(
+            r"may read (?:all (\d+)|(\d+) of the \d+|no) image token", state["reads"]
+        )
+        assert int(said[1] or said[2] or 0) == len(state["read"]), state
+        return cell
+
+    checked(start)
+    # another kind of layer: a new title, picture and readable cells
+    kind = start["pressed"][0].split(": ")[1]
+    other = viewer.locator(".mk-pick").filter(
+        has_not_text=re.compile(f": {re.escape(kind)}$")
+    )
+    assert other.count() >= 1, "the page shows only one kind of mask"
+    other.first.click()
+    switched = mask_state(page)
+    assert switched["title"] != start["title"] and switched["mask"] != start["mask"]
+    assert switched["pressed"] != start["pressed"]
+    assert switched["query"] == start["query"] and switched["read"] != start["read"]
+    checked(switched)
+    # hovering the mask's last row shows the last image token, which reads the most
+    box = viewer.locator(".mk-png").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 1)
+    last = mask_state(page)
+    assert checked(last) > checked(switched)
+    # a click on a grid cell picks that image token
+    viewer.locator('.mk-cell[data-cell="0"]').click()
+    first = mask_state(page)
+    assert checked(first) == 0 and first["read"] == [0]  # the first reads itself
+    assert page.errors == [] and page.foreign == []

@@ -697,3 +697,533 @@ def test_token_reading_page_in_chromium(chromium_or_skip, tmp_path):
         assert not still.locator(".tr-pick").first.is_visible()
         browser.close()
     assert errors == []
+
+
+# the Gumbel-softmax temperature explorer (chapter 6)
+
+PALETTE = torch.rand(64, 3, generator=torch.Generator().manual_seed(3))
+
+
+def palette_decode(soft):
+    """A stand-in decoder: each grid position's colour is the codes' mix of
+    a fixed palette, each position 2 × 2 pixels."""
+    rgb = torch.einsum("khw,kc->hwc", soft, PALETTE[: len(soft)])
+    rgb = rgb.repeat_interleave(2, 0).repeat_interleave(2, 1)
+    return (rgb.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+
+
+def _temperature_args(g=4, k=16, taus=(1 / 16, 0.25, 1.0, 4.0), position=(1, 2)):
+    """An original, its hard-code picture and one frame per tau, from fixed
+    logits and one fixed Gumbel draw."""
+    generator = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(k, g, g, generator=generator)
+    noise = -torch.log(-torch.log(torch.rand(k, g, g, generator=generator)))
+    hard = torch.nn.functional.one_hot(logits.argmax(0), k).permute(2, 0, 1).float()
+    frames = [
+        interactive.temperature_frame(
+            logits, tau, palette_decode, position, noise=noise
+        )
+        for tau in taus
+    ]
+    original = palette_decode(torch.softmax(logits, 0))
+    return original, palette_decode(hard), position, k, frames
+
+
+def temperature_spec(page):
+    found = re.search(r'class="tx-spec">(.*?)</script>', page, re.DOTALL)
+    return json.loads(found.group(1))
+
+
+def test_static_temperature_explorer_carries_one_frame_per_tau():
+    original, hard, position, k, frames = _temperature_args()
+    page = interactive.temperature_explorer(
+        original, hard, position, k, frames, start=1, live=False
+    ).data
+    spec = temperature_spec(page)
+    assert [f["tau"] for f in spec["frames"]] == [
+        "τ = 0.0625",
+        "τ = 0.25",
+        "τ = 1",
+        "τ = 4",
+    ]
+    for shown, frame in zip(spec["frames"], frames):
+        assert (sprite_sheet(shown["soft"]) == frame.soft_image).all()
+        assert sprite_sheet(shown["entropy"]).shape == (4, 4, 3)  # one pixel a cell
+        assert shown["bars"].startswith("<svg") and shown["bars"].count("<rect") == 9
+        mean_bits = frame.entropy.mean() / np.log(2)
+        assert f"mean entropy {mean_bits:.2f} bits" in shown["summary"]
+    # colder is surer: the entropy and the summary's mean fall with tau
+    means = [
+        float(re.search(r"entropy ([\d.]+)", f["summary"])[1]) for f in spec["frames"]
+    ]
+    assert means == sorted(means) and means[0] < means[-1]
+    assert page.count('type="range"') == 1 and 'max="3"' in page and 'value="1"' in page
+    assert 'class="t2i-temperature"' in page and "http" not in page
+    # the first view is drawn without the script too: the start frame
+    assert spec["frames"][1]["soft"] in page.split('class="tx-spec"')[0]
+    assert page.count('class="tx-mark"') == 4  # the position on every picture
+
+
+def test_temperature_frame_is_the_relaxed_softmax_with_entropies_in_nats():
+    k, g = 8, 2
+    flat = torch.zeros(k, g, g)
+    frame = interactive.temperature_frame(flat, 1.0, palette_decode, (0, 0), top_k=3)
+    assert np.allclose(frame.entropy, np.log(k))  # uniform: ln K nats
+    assert frame.top_codes.shape == (3,) and np.allclose(frame.top_probs, 1 / k)
+    peaked = flat.clone()
+    peaked[5, 1, 0] = 1.0
+    cold = interactive.temperature_frame(peaked, 1 / 64, palette_decode, (1, 0))
+    assert cold.top_codes[0] == 5 and cold.top_probs[0] > 0.999
+    assert cold.entropy[1, 0] < 1e-3 and np.isclose(cold.entropy[0, 0], np.log(k))
+    assert list(cold.top_probs) == sorted(cold.top_probs, reverse=True)
+    noise = torch.zeros(k, g, g)
+    noise[2, 1, 0] = 5.0  # the noise can outvote the logits
+    noisy = interactive.temperature_frame(
+        peaked, 1 / 64, palette_decode, (1, 0), noise=noise
+    )
+    assert noisy.top_codes[0] == 2
+
+
+def test_static_temperature_explorer_computes_every_tau_once():
+    original, hard, position, k, frames = _temperature_args()
+    by_tau = {frame.tau: frame for frame in frames}
+    asked = []
+
+    def compute(tau):
+        asked.append(tau)
+        return by_tau[tau]
+
+    page = interactive.temperature_explorer(
+        original, hard, position, k, compute=compute, taus=list(by_tau), live=False
+    ).data
+    assert (
+        sorted(asked) == sorted(by_tau) and len(temperature_spec(page)["frames"]) == 4
+    )
+
+
+def test_temperature_explorer_stays_light_with_twenty_frames():
+    taus = np.geomspace(1 / 16, 4, 20).tolist()
+    original, hard, position, k, frames = _temperature_args(g=8, k=64, taus=taus)
+    page = interactive.temperature_explorer(
+        original, hard, position, k, frames, live=False
+    ).data
+    assert len(temperature_spec(page)["frames"]) == 20
+    assert len(page.encode()) < 250_000
+
+
+def _change_frame(frames, index, **changes):
+    from dataclasses import replace
+
+    frames = list(frames)
+    frames[index] = replace(frames[index], **changes)
+    return frames
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (lambda a: {**a, "original": a["original"] / 255}, ValueError, "uint8"),
+        (lambda a: {**a, "hard_image": a["hard_image"][:4]}, ValueError, "same size"),
+        (
+            lambda a: {**a, "original": a["original"][..., 0]},
+            ValueError,
+            r"\(H, W, 3\)",
+        ),
+        (lambda a: {**a, "frames": a["frames"][::-1]}, ValueError, "sorted"),
+        (lambda a: {**a, "frames": []}, ValueError, "at least one frame"),
+        (lambda a: {**a, "frames": None}, ValueError, "compute"),
+        (
+            lambda a: {**a, "compute": lambda t: a["frames"][0], "taus": [1.0]},
+            ValueError,
+            "not both",
+        ),
+        (lambda a: {**a, "position": (4, 0)}, ValueError, "outside the 4 × 4 grid"),
+        (lambda a: {**a, "position": 3}, ValueError, r"\(row, column\)"),
+        (lambda a: {**a, "start": 4}, ValueError, "one of the 4 temperatures"),
+        (lambda a: {**a, "num_codes": 1}, ValueError, "at least 2"),
+        (
+            lambda a: {
+                **a,
+                "frames": _change_frame(
+                    a["frames"], 3, entropy=a["frames"][3].entropy / np.log(2)
+                ),
+            },
+            ValueError,
+            "nats",
+        ),
+        (
+            lambda a: {
+                **a,
+                "frames": _change_frame(a["frames"], 2, entropy=np.zeros((3, 3))),
+            },
+            ValueError,
+            "grid is 4 × 4",
+        ),
+        (
+            lambda a: {
+                **a,
+                "frames": _change_frame(a["frames"], 1, top_codes=np.arange(8) + 9),
+            },
+            ValueError,
+            "code indices 0 to 15",
+        ),
+        (
+            lambda a: {
+                **a,
+                "frames": _change_frame(
+                    a["frames"], 1, soft_image=a["frames"][1].soft_image[1:]
+                ),
+            },
+            ValueError,
+            r"frames\[1\]\.soft_image",
+        ),
+        (lambda a: {**a, "frames": [1, 2]}, TypeError, "not a TemperatureFrame"),
+        (
+            lambda a: {
+                **a,
+                "frames": None,
+                "compute": lambda t: a["frames"][0],
+                "taus": [0.25, 4.0],
+            },
+            ValueError,
+            "must compute the tau it is given",
+        ),
+    ],
+    ids=[
+        "float picture",
+        "hard size",
+        "grey",
+        "unsorted",
+        "no frames",
+        "nothing",
+        "both",
+        "position outside",
+        "position int",
+        "start",
+        "one code",
+        "bits",
+        "grid changes",
+        "code out of range",
+        "soft size",
+        "not frames",
+        "wrong tau",
+    ],
+)
+def test_temperature_explorer_refuses_bad_inputs_and_says_why(change, error, message):
+    original, hard, position, k, frames = _temperature_args()
+    arguments = {
+        "original": original,
+        "hard_image": hard,
+        "position": position,
+        "num_codes": k,
+        "frames": frames,
+    }
+    for live in (False, True):
+        with pytest.raises(error, match=message):
+            interactive.temperature_explorer(**change(arguments), live=live)
+
+
+def test_live_temperature_explorer_computes_the_chosen_tau():
+    original, hard, position, k, frames = _temperature_args()
+    by_tau = {frame.tau: frame for frame in frames}
+    asked = []
+
+    def compute(tau):
+        asked.append(tau)
+        return by_tau[tau]
+
+    control = interactive.temperature_explorer(
+        original, hard, position, k, compute=compute, taus=list(by_tau), live=True
+    )
+    slider, view = control.children
+    assert asked == [0.0625]  # only what is shown
+    before = view.value
+    assert 'class="t2i-temperature"' in before and "τ = 0.0625" in before
+    slider.value = 3
+    assert asked == [0.0625, 4.0] and view.value != before and "τ = 4" in view.value
+    slider.value = 0
+    assert asked == [0.0625, 4.0] and view.value == before  # computed once
+
+
+# the attention-mask viewer (chapter 6)
+
+
+def _hand_made_masks(text=3, g=3):
+    """Three layers over 3 text and 3 × 3 image tokens, all causal, every image
+    token reading all the text: row (same grid row), column (same grid
+    column), and full (every earlier token)."""
+    n = text + g * g
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
+    cell = torch.arange(g * g)
+    same_row = cell[:, None] // g == cell[None] // g
+    same_column = cell[:, None] % g == cell[None] % g
+    masks = []
+    for image in (same_row, same_column, torch.ones(g * g, g * g, dtype=torch.bool)):
+        mask = causal.clone()
+        mask[text:, text:] &= image
+        masks.append(mask)
+    return torch.stack(masks), ["row", "column", "full"]
+
+
+def mask_spec(page):
+    found = re.search(r'class="mk-spec">(.*?)</script>', page, re.DOTALL)
+    return json.loads(found.group(1))
+
+
+def unhex(digits, length):
+    return np.array([int(b) for b in bin(int(digits, 16))[2:].zfill(4 * len(digits))])[
+        :length
+    ].astype(bool)
+
+
+def test_static_mask_viewer_carries_one_picture_and_every_row_per_layer():
+    masks, kinds = _hand_made_masks()
+    page = interactive.mask_viewer(masks, kinds, 3, 3, start=1, live=False).data
+    spec = mask_spec(page)
+    assert spec["titles"] == [
+        "layer 1 of 3: row attention",
+        "layer 2 of 3: column attention",
+        "layer 3 of 3: full attention",
+    ]
+    assert len(spec["masks"]) == 3 and len(spec["rows"]) == 3
+    blue = np.array([0x2F, 0x6D, 0xB5])
+    for layer, source in enumerate(spec["masks"]):
+        picture = sprite_sheet(source)
+        scale = spec["scale"]
+        assert picture.shape == (12 * scale, 12 * scale, 3)  # whole pixels a token
+        assert (
+            (picture[::scale, ::scale] == blue).all(-1) == masks[layer].numpy()
+        ).all()
+        # every query's row, exactly
+        for query, digits in enumerate(spec["rows"][layer]):
+            assert (unhex(digits, 12) == masks[layer, query].numpy()).all()
+    assert page.count('class="mk-pick"') == 3 and page.count('type="range"') == 1
+    assert 'class="t2i-masks"' in page and "http" not in page
+    assert 'data-layer="1" aria-pressed="true"' in page
+
+
+def test_mask_viewer_rows_give_the_image_cells_each_query_may_read():
+    masks, kinds = _hand_made_masks()
+    spec = mask_spec(interactive.mask_viewer(masks, kinds, 3, 3, live=False).data)
+    readable = {
+        kind: [
+            set(np.flatnonzero(unhex(digits, 12)[3:]).tolist())
+            for digits in spec["rows"][layer][3:]
+        ]
+        for layer, kind in enumerate(kinds)
+    }
+    # image token 5 is row 1, column 2 of the 3 × 3 grid
+    assert readable["row"][5] == {3, 4, 5}
+    assert readable["column"][5] == {2, 5}
+    assert readable["full"][5] == {0, 1, 2, 3, 4, 5}
+    assert readable["row"][0] == readable["column"][0] == {0}
+    assert spec["rows"][0][0] == "800"  # text token 0 reads only itself
+
+
+def test_mask_viewer_draws_the_starting_query_without_the_script():
+    masks, kinds = _hand_made_masks()
+    page = interactive.mask_viewer(masks, kinds, 3, 3, query=11, live=False).data
+    cells = re.findall(r'class="mk-cell" data-cell="(\d)"[^>]*fill="(#\w+)"', page)
+    colours = [fill for _, fill in cells]
+    assert colours[8] == "#ff7f0e"  # the query (row 2, column 2)
+    assert [k for k, c in enumerate(colours) if c == "#2f6db5"] == [6, 7]
+    assert "image token 8 may read 3 of the 9 image tokens and all 3 text" in page
+    assert "position 11: image token 8 (row 2, column 2)" in page
+
+
+def test_mask_viewer_says_what_a_query_reads():
+    from t2i.interactive.masks import describe_query, reads
+
+    masks, _ = _hand_made_masks()
+    assert reads(masks[0, 1].numpy(), 1, 3, 3) == (
+        "text token 1 may read no image token and 2 of the 3 text tokens"
+    )
+    assert reads(masks[2, 11].numpy(), 11, 3, 3) == (
+        "image token 8 may read all 9 image tokens and all 3 text tokens"
+    )
+    assert describe_query(2, 3, 3) == "position 2: text token 2"
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (lambda a: {**a, "text_length": 4}, ValueError, r"4 \+ 3 \*\* 2 = 13"),
+        (lambda a: {**a, "kinds": ["row"]}, ValueError, "3 masks but 1 kinds"),
+        (lambda a: {**a, "kinds": "row"}, ValueError, "names each layer"),
+        (lambda a: {**a, "masks": a["masks"].float()}, ValueError, "mask == 0"),
+        (lambda a: {**a, "masks": a["masks"][0]}, ValueError, r"mask\[None\]"),
+        (lambda a: {**a, "masks": a["masks"][:, :5]}, ValueError, r"\(n_layer, L, L\)"),
+        (lambda a: {**a, "masks": a["masks"].tolist()}, TypeError, "torch.stack"),
+        (lambda a: {**a, "start": 3}, ValueError, "layer from 0 to 2"),
+        (lambda a: {**a, "query": 12}, ValueError, "position from 0 to 11"),
+        (lambda a: {**a, "grid_size": 3.0}, TypeError, "integer"),
+    ],
+    ids=[
+        "length",
+        "kinds",
+        "kinds str",
+        "float",
+        "one layer",
+        "not square",
+        "list",
+        "start",
+        "query",
+        "float grid",
+    ],
+)
+def test_mask_viewer_refuses_bad_inputs_and_says_why(change, error, message):
+    masks, kinds = _hand_made_masks()
+    arguments = {"masks": masks, "kinds": kinds, "text_length": 3, "grid_size": 3}
+    for live in (False, True):
+        with pytest.raises(error, match=message):
+            interactive.mask_viewer(**change(arguments), live=live)
+
+
+def test_live_mask_viewer_redraws_the_chosen_layer_and_image_token():
+    masks, kinds = _hand_made_masks()
+    control = interactive.mask_viewer(masks.numpy(), kinds, 3, 3, live=True)
+    layer, token, view = control.children
+    assert layer.value == 0 and token.value == 4  # the middle of the grid
+    assert "layer 1 of 3: row attention" in view.value
+    assert "image token 4 may read 2 of the 9 image tokens" in view.value
+    token.value = 5
+    assert "image token 5 may read 3 of the 9 image tokens" in view.value
+    layer.value = 1
+    assert "layer 2 of 3: column attention" in view.value
+    assert "image token 5 may read 2 of the 9 image tokens" in view.value
+    assert 'class="t2i-masks"' in view.value and "slider" in view.value
+
+
+def test_new_figures_run_their_script_with_no_formatting_left():
+    masks, kinds = _hand_made_masks()
+    figures = {
+        "temperature": interactive.temperature_explorer(
+            *_temperature_args(), live=False
+        ),
+        "masks": interactive.mask_viewer(masks, kinds, 3, 3, live=False),
+    }
+    for name, figure in figures.items():
+        page = figure.data
+        assert "%(" not in page and "{" not in page.split("<style>")[0], name
+        calls = re.findall(r'(\w+)\(document\.getElementById\("([\w-]+)"\)\);', page)
+        assert len(calls) == 1 and calls[0][0] in SCRIPT_FUNCTIONS.values(), name
+        assert f'id="{calls[0][1]}"' in page, name
+
+
+def new_figures_state(page):
+    """What the first temperature explorer and mask viewer of a page show."""
+    return page.evaluate(
+        """() => {
+          const t = document.querySelector('.t2i-temperature');
+          const m = document.querySelector('.t2i-masks');
+          return {
+            soft: t.querySelector('.tx-soft').src,
+            entropy: t.querySelector('.tx-entropy').src,
+            summary: t.querySelector('.tx-summary').textContent,
+            bars: t.querySelector('.tx-bars').innerHTML,
+            taus: Array.from(t.querySelectorAll('.tx-tau')).map(s => s.textContent),
+            title: m.querySelector('.mk-title').textContent,
+            mask: m.querySelector('.mk-png').getAttribute('href'),
+            pressed: Array.from(m.querySelectorAll('.mk-pick[aria-pressed="true"]'))
+              .map(b => b.textContent),
+            query: m.querySelector('.mk-query-text').textContent,
+            reads: m.querySelector('.mk-reads').textContent,
+            cells: Array.from(m.querySelectorAll('.mk-cell'))
+              .map(c => c.getAttribute('fill')),
+          };
+        }"""
+    )
+
+
+def test_temperature_and_mask_pages_in_chromium(chromium_or_skip, tmp_path):
+    """Both figures' scripts in a real browser, with no book: the slider
+    swaps the frames, the layer buttons the masks, and hovering the mask, the
+    query slider or a grid cell picks the query whose cells the grid shows."""
+    from playwright.sync_api import sync_playwright
+
+    original, hard, position, k, frames = _temperature_args()
+    masks, kinds = _hand_made_masks()
+    temperature = interactive.temperature_explorer(
+        original, hard, position, k, frames, live=False
+    )
+    viewer = interactive.mask_viewer(masks, kinds, 3, 3, live=False)
+    spec = temperature_spec(temperature.data)
+    rows = mask_spec(viewer.data)["rows"]
+    page_file = tmp_path / "chapter6.html"
+    page_file.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>dalle</title>"
+        f"</head><body>{temperature.data}<hr>{viewer.data}</body></html>"
+    )
+    query, read, blocked = "#ff7f0e", "#2f6db5", "#eeeeee"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_or_skip, args=["--headless", "--no-sandbox"]
+        )
+        page = browser.new_page(viewport={"width": 900, "height": 1200})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on(
+            "console", lambda m: errors.append(m.text) if m.type == "error" else None
+        )
+        page.goto(page_file.as_uri(), wait_until="load")
+        state = new_figures_state(page)
+        assert state["soft"] == spec["frames"][0]["soft"]
+        assert state["taus"] == ["τ = 0.0625"] * 3
+        page.locator(".tx-range").focus()
+        page.keyboard.press("End")
+        state = new_figures_state(page)
+        hot = spec["frames"][3]
+        assert (state["soft"], state["entropy"]) == (hot["soft"], hot["entropy"])
+        label = re.search(r'aria-label="([^"]*)"', hot["bars"])[1]
+        assert label.startswith("probabilities at row 1, column 2, τ = 4: code ")
+        assert f'aria-label="{label}"' in state["bars"]
+        assert state["summary"] == hot["summary"] and state["taus"] == ["τ = 4"] * 3
+
+        # the mask viewer opens on layer 1 (row) at the middle image token 4
+        assert state["title"] == "layer 1 of 3: row attention"
+        assert state["pressed"] == ["layer 1: row"]
+        assert state["query"] == "position 7: image token 4 (row 1, column 1)"
+        assert state["cells"] == [blocked] * 3 + [read, query] + [blocked] * 4
+        page.get_by_role("button", name="layer 2: column").click()
+        state = new_figures_state(page)
+        assert state["title"] == "layer 2 of 3: column attention"
+        assert state["mask"] == mask_spec(viewer.data)["masks"][1]
+        assert (
+            state["cells"] == [blocked, read] + [blocked] * 2 + [query] + [blocked] * 4
+        )
+        assert state["reads"] == (
+            "image token 4 may read 2 of the 9 image tokens and all 3 text tokens"
+        )
+        # hovering the last row of the mask shows the last image token
+        box = page.locator(".mk-png").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 2)
+        state = new_figures_state(page)
+        assert state["query"] == "position 11: image token 8 (row 2, column 2)"
+        assert state["cells"] == [blocked, blocked, read] * 2 + [blocked] * 2 + [query]
+        # every cell drawn as the page's row for that query says
+        for q in range(12):
+            page.mouse.move(box["x"] + 5, box["y"] + (q + 0.5) * box["height"] / 12)
+            shown = new_figures_state(page)["cells"]
+            bits = unhex(rows[1][q], 12)[3:]
+            expected = [read if b else blocked for b in bits]
+            if q >= 3:
+                expected[q - 3] = query
+            assert shown == expected, q
+        # leaving the mask goes back to the slider's query; a cell click picks one
+        page.mouse.move(0, 0)
+        assert new_figures_state(page)["query"].startswith("position 7:")
+        page.locator('.mk-cell[data-cell="2"]').click()
+        state = new_figures_state(page)
+        assert state["query"] == "position 5: image token 2 (row 0, column 2)"
+        assert state["cells"][2] == query and read not in state["cells"]
+        page.locator(".mk-query").focus()
+        page.keyboard.press("Home")
+        state = new_figures_state(page)
+        assert state["query"] == "position 0: text token 0"
+        assert (
+            state["reads"]
+            == "text token 0 may read no image token and 1 of the 3 text tokens"
+        )
+        assert set(state["cells"]) == {blocked}
+        browser.close()
+    assert errors == []

@@ -4,6 +4,7 @@
     python -m t2i train prior --scale small       # chapter 3: VQ-VAE, then its PixelCNN
     python -m t2i train vqvae2 --scale small      # chapter 4: judge, VQ-VAE-2, its priors
     python -m t2i train vqgan --scale small       # chapter 5: VQGAN, its two priors
+    python -m t2i train dalle --scale small       # chapter 6: dVAE, DALL·E, small CLIP
 
 Useful on a GPU machine: train at ``small`` or ``full`` once, and every chapter
 run with the same ``T2I_CACHE`` loads the result.
@@ -157,6 +158,40 @@ def train_vqgan(scale: str, steps: int | None = None) -> None:
     get_or_train("vqgan-segmentation-prior", prior_exp, Transformer, (windows,))
 
 
+def train_dalle(scale: str, steps: int | None = None) -> None:
+    """Chapter 6's models under the chapter's cache names: the dVAE, the
+    transformer over caption tokens and codes, and the small CLIP."""
+    from .models.clip import SmallClip, clip_data
+    from .models.dalle import Dalle
+    from .models.dvae import DVAE
+    from .text import fitted_tokenizer
+
+    dvae_exp = configs.dvae(scale, **_steps(steps))
+    world = data.load_scenes(dvae_exp.data, "train")
+    dvae, _ = get_or_train("dvae", dvae_exp, DVAE, (world.images,))
+    splits = [data.load_scenes(dvae_exp.data, s) for s in ("test", "held_out")]
+    tokenizer = fitted_tokenizer([world, *splits])
+    dalle_exp = configs.dalle(
+        scale,
+        dvae_exp,
+        dvae,
+        tokenizer.vocab_size,
+        tokenizer.text_length,
+        **_steps(steps),
+    )
+    tokens = Dalle(dalle_exp.model).sequences(
+        tokenizer.encode(world.captions), dvae.codes(world.images)
+    )
+    get_or_train("dalle", dalle_exp, Dalle, (tokens,))
+    clip_exp = configs.small_clip(scale, tokenizer, **_steps(steps))
+    get_or_train(
+        "small-clip",
+        clip_exp,
+        SmallClip,
+        clip_data(world, tokenizer, **configs.clip_data_options(scale)),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m t2i", description=__doc__.splitlines()[0]
@@ -165,10 +200,11 @@ def main(argv: list[str] | None = None) -> None:
     train = commands.add_parser("train", help="train a model of the book (cached)")
     train.add_argument(
         "model",
-        choices=["ae", "vqvae", "prior", "vqvae2", "vqgan"],
+        choices=["ae", "vqvae", "prior", "vqvae2", "vqgan", "dalle"],
         help="ae (chapter 1), vqvae or prior (chapter 3: the VQ-VAE and its "
         "PixelCNN), vqvae2 (chapter 4: the judge, VQ-VAE-2, priors, one-level "
-        "model), vqgan (chapter 5: VQGAN, VQ-VAE baseline, the two priors)",
+        "model), vqgan (chapter 5: VQGAN, VQ-VAE baseline, the two priors), dalle "
+        "(chapter 6: dVAE, transformer, small CLIP)",
     )
     train.add_argument("--scale", default="tiny", choices=configs.SCALES)
     train.add_argument("--latent-dim", type=int, default=2, help="ae only")
@@ -182,6 +218,8 @@ def main(argv: list[str] | None = None) -> None:
         train_vqvae2(args.scale, args.steps)
     elif args.model == "vqgan":
         train_vqgan(args.scale, args.steps)
+    elif args.model == "dalle":
+        train_dalle(args.scale, args.steps)
     else:
         train_vqvae(args.scale, with_prior=args.model == "prior", steps=args.steps)
 

@@ -16,21 +16,27 @@ from .codebook import codebook_explorer
 from .core import png_base64, png_bytes
 from .latent import LatentPanel, codes_image, latent_explorer, scatter_image
 from .levels import level_mixer
+from .masks import mask_viewer
 from .plots import loss_curves, plotly_figure
 from .stepper import image_stepper
+from .temperature import TemperatureFrame, temperature_explorer, temperature_frame
 from .tokens import token_reading
 
 __all__ = [
     "LatentPanel",
+    "TemperatureFrame",
     "codebook_explorer",
     "codes_image",
     "image_stepper",
     "latent_explorer",
     "level_mixer",
     "loss_curves",
+    "mask_viewer",
     "plotly_figure",
     "png_base64",
     "png_bytes",
     "scatter_image",
+    "temperature_explorer",
+    "temperature_frame",
     "token_reading",
 ]

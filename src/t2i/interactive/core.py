@@ -23,6 +23,8 @@ SCRIPT_FUNCTIONS = {
     "codebook.js": "t2iCodebook",
     "levels.js": "t2iLevelMixer",
     "tokens.js": "t2iTokens",
+    "temperature.js": "t2iTemperature",
+    "masks.js": "t2iMasks",
     "plotly_figure.js": "t2iPlotlyFigure",
 }
 

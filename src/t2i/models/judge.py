@@ -218,13 +218,16 @@ class AttributeJudge(nn.Module):
     def accuracy(
         self, images: torch.Tensor, attributes: torch.Tensor
     ) -> dict[str, float]:
-        """Per attribute over objects; "presence" over cells; "object": all four
-        attributes right where it is; "scene": the whole table right."""
+        """Per attribute over objects (read in the object's own cell);
+        "position": objects whose cell is read as occupied; "presence" over
+        all 9 cells; "object": all four attributes right where it is;
+        "scene": the whole table right."""
         right, present, occupied = self._compare(images, attributes)
         result = {
             a: right[..., i][occupied].float().mean().item()
             for i, a in enumerate(ATTRIBUTES)
         }
+        result["position"] = present[occupied].float().mean().item()
         result["presence"] = present.float().mean().item()
         result["object"] = right.all(-1)[occupied].float().mean().item()
         result["scene"] = right.all(-1).all(-1).float().mean().item()

@@ -8,8 +8,9 @@ Pre-norm blocks as in GPT-2 and nanoGPT. Attention goes through
 optional:
 
 * ``mask``: an extra ``(L, L)`` boolean mask over the whole sequence, True
-  where a position may attend (DALL·E's row, column and convolutional masks,
-  chapter 6). It is combined with the causal mask, never replaces it.
+  where a position may attend, or one per layer, ``(n_layer, L, L)``
+  (DALL·E's row, column and convolutional masks, chapter 6). It is combined
+  with the causal mask, never replaces it.
 * cross-attention to a ``context`` sequence (a caption encoder's output,
   chapter 7), with an optional ``context_mask`` for padding.
 * a key/value cache for sampling: each new token attends to the stored keys
@@ -168,15 +169,21 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, config: TransformerConfig):
+    def __init__(
+        self, config: TransformerConfig, position_embedding: nn.Module | None = None
+    ):
+        """``position_embedding`` maps positions ``(T,)`` to ``(T, n_embd)``;
+        by default one learned vector per position, or :class:`GridPositions`."""
         super().__init__()
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
-        self.position_embedding = (
-            GridPositions(config.block_size, config.grid_size, config.n_embd)
-            if config.grid_size
-            else nn.Embedding(config.block_size, config.n_embd)
-        )
+        if position_embedding is None:
+            position_embedding = (
+                GridPositions(config.block_size, config.grid_size, config.n_embd)
+                if config.grid_size
+                else nn.Embedding(config.block_size, config.n_embd)
+            )
+        self.position_embedding = position_embedding
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm = nn.LayerNorm(config.n_embd)
@@ -206,8 +213,9 @@ class Transformer(nn.Module):
         """Logits ``(B, T, V)``: position t predicts token t + 1 from tokens <= t.
 
         With ``cache``, ``tokens`` continue the sequence the cache has seen.
-        ``mask`` is an extra ``(L, L)`` boolean mask over the whole sequence
-        (L >= its length), combined with the causal one. ``context_mask`` is a
+        ``mask`` is an extra boolean mask over the whole sequence (L >= its
+        length), ``(L, L)`` for every layer or ``(n_layer, L, L)`` one per
+        layer, combined with the causal one. ``context_mask`` is a
         ``(B, S)`` boolean, True for context entries that may be read.
         """
         start = 0 if cache is None else cache[0].length
@@ -218,15 +226,24 @@ class Transformer(nn.Module):
         allowed = torch.ones(t, start + t, dtype=torch.bool, device=tokens.device).tril(
             start
         )  # row i (position start + i) may read columns 0 .. start + i
+        layer_allowed = [allowed] * len(self.blocks)
         if mask is not None:
-            allowed = allowed & mask[start : start + t, : start + t].to(tokens.device)
+            window = mask[..., start : start + t, : start + t].to(tokens.device)
+            layer_allowed = [
+                allowed & (window if mask.ndim == 2 else window[i])
+                for i in range(len(self.blocks))
+            ]
         if context_mask is not None:
             context_mask = context_mask[
                 :, None, None, :
             ]  # (B, 1, 1, S) over heads and rows
         for i, block in enumerate(self.blocks):
             x = block(
-                x, allowed, context, context_mask, None if cache is None else cache[i]
+                x,
+                layer_allowed[i],
+                context,
+                context_mask,
+                None if cache is None else cache[i],
             )
         return self.head(self.norm(x))
 
@@ -245,10 +262,16 @@ class Transformer(nn.Module):
             raise ValueError(
                 f"tokens must lie in [0, {c.vocab_size}), got {tokens.min()}..{tokens.max()}"
             )
-        if mask is not None and (mask.dtype != torch.bool or mask.shape[-1] < length):
+        if mask is not None and (
+            mask.dtype != torch.bool
+            or mask.shape[-1] < length
+            or mask.ndim not in (2, 3)
+            or (mask.ndim == 3 and mask.shape[0] != c.n_layer)
+        ):
             raise ValueError(
-                f"mask must be a boolean (L, L) tensor with L >= {length} (True = may "
-                f"attend), got {mask.dtype} of shape {tuple(mask.shape)}"
+                f"mask must be a boolean (L, L) or ({c.n_layer}, L, L) tensor with "
+                f"L >= {length} (True = may attend), got {mask.dtype} of shape "
+                f"{tuple(mask.shape)}"
             )
         if (context is not None) != bool(c.context_dim):
             raise ValueError(

@@ -49,34 +49,47 @@ class VQVAEConfig:
         return self.image_size // 2 ** len(self.channels)
 
 
+def conv_encoder(
+    in_channels: int, channels: tuple[int, ...], residual_blocks: int, out: int
+) -> nn.Sequential:
+    """One stride-2 convolution per entry of ``channels``, residual blocks, then
+    a 1x1 convolution to ``out`` channels per cell (code vectors or, in the
+    dVAE of chapter 6, logits over the codebook)."""
+    down, previous = [], in_channels
+    for width in channels:
+        down += [nn.Conv2d(previous, width, 4, stride=2, padding=1), nn.GELU()]
+        previous = width
+    return nn.Sequential(
+        *down,
+        *[ResidualBlock(previous) for _ in range(residual_blocks)],
+        nn.GELU(),
+        nn.Conv2d(previous, out, 1),
+    )
+
+
+def conv_decoder(
+    code_dim: int, channels: tuple[int, ...], residual_blocks: int, out: int
+) -> nn.Sequential:
+    """The encoder's mirror: code vectors ``(B, code_dim, h, w)`` -> ``out`` channels."""
+    widths = list(reversed(channels))
+    up = []
+    for width, next_width in zip(widths, widths[1:] + [out]):
+        up += [nn.GELU(), nn.ConvTranspose2d(width, next_width, 4, stride=2, padding=1)]
+    return nn.Sequential(
+        nn.Conv2d(code_dim, widths[0], 3, padding=1),
+        *[ResidualBlock(widths[0]) for _ in range(residual_blocks)],
+        *up,
+    )
+
+
 class VQVAE(nn.Module):
     def __init__(self, config: VQVAEConfig):
         super().__init__()
         self.config = config
         c, d = config.channels, config.vq.code_dim
-        down, previous = [], config.in_channels
-        for width in c:
-            down += [nn.Conv2d(previous, width, 4, stride=2, padding=1), nn.GELU()]
-            previous = width
-        self.encoder = nn.Sequential(
-            *down,
-            *[ResidualBlock(previous) for _ in range(config.residual_blocks)],
-            nn.GELU(),
-            nn.Conv2d(previous, d, 1),
-        )
+        self.encoder = conv_encoder(config.in_channels, c, config.residual_blocks, d)
         self.quantizer = VectorQuantizer(config.vq)
-        widths = list(reversed(c))
-        up = []
-        for width, next_width in zip(widths, widths[1:] + [config.in_channels]):
-            up += [
-                nn.GELU(),
-                nn.ConvTranspose2d(width, next_width, 4, stride=2, padding=1),
-            ]
-        self.decoder = nn.Sequential(
-            nn.Conv2d(d, widths[0], 3, padding=1),
-            *[ResidualBlock(widths[0]) for _ in range(config.residual_blocks)],
-            *up,
-        )
+        self.decoder = conv_decoder(d, c, config.residual_blocks, config.in_channels)
 
     def encode(self, x: torch.Tensor) -> Quantized:
         """Images -> quantised code vectors, their indices ``(B, h, w)``, VQ loss."""
