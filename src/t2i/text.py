@@ -64,9 +64,10 @@ def _bpe_pieces(word: str) -> tuple[str, ...]:
 def caption_words() -> tuple[str, ...]:
     """Every word and punctuation mark a shapes-world caption can contain, sorted.
 
-    Words come from shapes.py's constants; the marks are those :func:`shapes.caption`
-    writes (found by captioning a three-object scene in every style), plus the
-    full stop, which :func:`shapes.parse_caption` accepts from a reader.
+    Words come from shapes.py's constants; the marks are those
+    :func:`shapes.caption` writes (found by captioning a three-object scene in
+    every style), plus the full stop, which :func:`shapes.parse_caption`
+    accepts from a reader.
     """
     texts = [
         *shapes.SHAPES,
@@ -79,8 +80,8 @@ def caption_words() -> tuple[str, ...]:
         ".",
     ]
     table = torch.full((9, 4), -1)
-    table[[0, 4, 8]] = torch.tensor([0, 0, 0, 1])  # three objects, one striped
-    table[4, 3] = 0  # a solid one (style 2 says "plain")
+    table[[0, 4, 8]] = torch.tensor([0, 0, 0, 1])  # three striped objects
+    table[4, 3] = 0  # the centre one solid (style 2 says "plain")
     texts += [shapes.caption(table, style) for style in range(shapes.CAPTION_STYLES)]
     return tuple(sorted({word for text in texts for word in _words(text)}))
 
@@ -264,4 +265,3 @@ def fitted_tokenizer(collections) -> CaptionTokenizer:
     if not captions:
         raise ValueError("fitted_tokenizer needs at least one caption")
     return CaptionTokenizer(max(1, max(len(counter.ids(c)) for c in captions)))
-
