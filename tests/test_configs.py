@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from t2i import configs
 
@@ -106,3 +107,33 @@ def test_chapter_5_experiments_agree_on_the_grid(scale):
     assert gan.source == "perceptual-judge-test"  # the perceptual net is in the key
     assert configs.vqgan(scale, disc_start=7).model.disc_start == 7
     assert configs.vqgan(scale, steps=7).train.steps == 7
+
+
+def test_command_line_trains_the_chapter_6_models_under_the_chapters_names(capsys):
+    from t2i.__main__ import main
+
+    main(["train", "dalle", "--scale", "tiny", "--steps", "4"])
+    out = capsys.readouterr().out
+    for name in ("dvae", "dalle", "small-clip"):
+        assert f"{name}: 4 steps" in out, name
+
+
+@pytest.mark.parametrize("scale", configs.SCALES)
+def test_chapter_6_experiments_fit_the_dvae_and_the_tokenizer(scale):
+    from t2i.models.dalle import attention_masks
+    from t2i.text import CaptionTokenizer
+
+    codec = configs.dvae(scale)
+    assert codec.model.tau_steps == codec.train.steps  # tau anneals over the run
+    assert configs.dvae(scale, sigma=0.1, steps=8).model.sigma == 0.1
+    tokenizer = CaptionTokenizer(34)
+    model = torch.nn.Linear(1, 1)  # only its weights' fingerprint is used
+    dalle = configs.dalle(scale, codec, model, tokenizer.vocab_size, 34)
+    assert dalle.model.grid_size == codec.model.grid_size
+    assert dalle.model.num_codes == codec.model.num_codes
+    assert dalle.source.startswith("dvae-weights-")
+    masks = attention_masks(dalle.model)
+    assert masks.shape[0] == dalle.model.n_layer
+    clip = configs.small_clip(scale, tokenizer)
+    assert clip.model.image_size == codec.model.image_size
+    assert clip.model.vocab_size == tokenizer.vocab_size

@@ -792,15 +792,14 @@ def dvae(scale: str, **overrides: Any) -> Experiment:
     train_overrides = {k: v for k, v in overrides.items() if k not in model_fields}
     schedule = {
         "tau_steps": steps,
-        "kl_steps": steps if scale == "tiny" else steps // 20,
+        "kl_steps": steps if scale == "tiny" else max(1, steps // 20),
     }
     return Experiment(
         model=DVAEConfig(
             in_channels=3,
             image_size=data.image_size,
             output_offset=0.85,
-            sigma=0.05,
-            **(shape | schedule | model_overrides),
+            **(shape | schedule | {"sigma": 0.05} | model_overrides),
         ),
         train=replace(train, **train_overrides),
         data=data,
