@@ -17,6 +17,8 @@ arXiv:1904.09751 (top-p).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # Temperatures below this count as 0 (argmax): logits / 1e-45 overflow to inf,
@@ -79,3 +81,21 @@ def sample_logits(
         flat = flat.to(generator.device)
     choice = torch.multinomial(flat, 1, generator=generator)
     return choice.to(logits.device).reshape(logits.shape[:-1])
+
+
+def super_condition(
+    conditional: torch.Tensor, unconditional: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """DALL·E mini's super-conditioning (classifier-free guidance on logits):
+    ``unconditional + scale * (conditional - unconditional)``. ``scale`` 1 is
+    the conditional model, 0 the unconditional one, above 1 pushes further
+    from what the model would draw without the caption. Apply it before
+    temperature, top-k and top-p, as dalle-mini does."""
+    if conditional.shape != unconditional.shape:
+        raise ValueError(
+            f"conditional and unconditional logits must have one shape, got "
+            f"{tuple(conditional.shape)} and {tuple(unconditional.shape)}"
+        )
+    if not math.isfinite(scale) or scale < 0:
+        raise ValueError(f"the super-conditioning scale must be >= 0, got {scale!r}")
+    return unconditional + scale * (conditional - unconditional)
