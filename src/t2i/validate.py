@@ -69,3 +69,19 @@ def check_code_grids(
         raise ValueError(
             f"{what} must lie in [0, {num_codes}), got {grids.min()}..{grids.max()}"
         )
+
+
+def check_text_tokens(text: torch.Tensor, text_length: int, text_vocab: int) -> None:
+    """Caption tokens ``(batch, text_length)`` with ids in ``[0, text_vocab)``,
+    as chapter 6's tokenizer makes them (DALL·E and its encoder-decoder)."""
+    if text.ndim != 2 or text.shape[1] != text_length:
+        raise ValueError(
+            f"expected text tokens of shape (batch, {text_length}) from the "
+            f"tokenizer (CaptionTokenizer(text_length={text_length})), got "
+            f"{tuple(text.shape)}"
+        )
+    if text.numel() and (text.min() < 0 or text.max() >= text_vocab):
+        raise ValueError(
+            f"text tokens must lie in [0, {text_vocab}), got "
+            f"{text.min()}..{text.max()}: was the model built for this tokenizer?"
+        )

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..validate import check_non_negative, check_sizes
+from ..validate import check_non_negative, check_sizes, check_text_tokens
 from .transformer import Transformer, TransformerConfig
 
 KINDS = ("row", "column", "convolutional", "dense")
@@ -177,7 +177,7 @@ class Dalle(nn.Module):
     def sequences(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Text tokens ``(B, T)`` and code grids ``(B, g, g)`` -> ``(B, T + N)``
         in the shared vocabulary (text shifted past the K codes)."""
-        self._check_text(text)
+        check_text_tokens(text, self.config.text_length, self.config.text_vocab)
         codes = rearrange(codes, "b h w -> b (h w)")
         if codes.shape[1] != self.config.image_length:
             raise ValueError(
@@ -185,20 +185,6 @@ class Dalle(nn.Module):
                 f"grids, got {codes.shape[1]} codes per picture"
             )
         return torch.cat([text + self.config.num_codes, codes], dim=1)
-
-    def _check_text(self, text: torch.Tensor) -> None:
-        c = self.config
-        if text.ndim != 2 or text.shape[1] != c.text_length:
-            raise ValueError(
-                f"expected text tokens of shape (batch, {c.text_length}) from the "
-                f"tokenizer (CaptionTokenizer(text_length={c.text_length})), got "
-                f"{tuple(text.shape)}"
-            )
-        if text.numel() and (text.min() < 0 or text.max() >= c.text_vocab):
-            raise ValueError(
-                f"text tokens must lie in [0, {c.text_vocab}), got "
-                f"{text.min()}..{text.max()}: was the model built for this tokenizer?"
-            )
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, T', V)`` of sequences ``(B, T')``, under the layer masks."""
@@ -237,7 +223,7 @@ class Dalle(nn.Module):
         """Text tokens ``(B, T)`` -> sampled code grids ``(B, g, g)``: the N
         codes one at a time, each from the logits of the token before it,
         restricted to the K image codes."""
-        self._check_text(text)
+        check_text_tokens(text, self.config.text_length, self.config.text_vocab)
         c = self.config
         tokens = self.transformer.generate(
             text + c.num_codes,

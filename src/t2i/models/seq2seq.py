@@ -34,7 +34,7 @@ from einops import rearrange
 from torch import nn
 
 from ..sample import sample_logits, super_condition
-from ..validate import check_non_negative, check_sizes
+from ..validate import check_non_negative, check_sizes, check_text_tokens
 from .transformer import Block, Transformer, TransformerConfig
 
 
@@ -128,20 +128,6 @@ class Seq2Seq(nn.Module):
     def start_token(self) -> int:
         return self.config.num_codes
 
-    def _check_text(self, text: torch.Tensor) -> None:
-        c = self.config
-        if text.ndim != 2 or text.shape[1] != c.text_length:
-            raise ValueError(
-                f"expected text tokens of shape (batch, {c.text_length}) from the "
-                f"tokenizer (CaptionTokenizer(text_length={c.text_length})), got "
-                f"{tuple(text.shape)}"
-            )
-        if text.numel() and (text.min() < 0 or text.max() >= c.text_vocab):
-            raise ValueError(
-                f"text tokens must lie in [0, {c.text_vocab}), got "
-                f"{text.min()}..{text.max()}: was the model built for this tokenizer?"
-            )
-
     def drop_captions(self, text: torch.Tensor) -> torch.Tensor:
         """Replace each caption by the empty one with probability caption_dropout."""
         dropped = (
@@ -152,7 +138,7 @@ class Seq2Seq(nn.Module):
     def forward(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, N, K + 1)`` for code grids ``(B, g, g)`` given their text:
         position i predicts code i from the start token and codes 0 ... i - 1."""
-        self._check_text(text)
+        check_text_tokens(text, self.config.text_length, self.config.text_vocab)
         codes = rearrange(codes, "b h w -> b (h w)")
         start = torch.full_like(codes[:, :1], self.start_token)
         inputs = torch.cat([start, codes[:, :-1]], dim=1)
@@ -181,7 +167,7 @@ class Seq2Seq(nn.Module):
         super-conditioning ``scale`` (1: plain conditional sampling). The
         caption and the empty caption run as one batch of 2B with one cache;
         guidance acts on the logits before temperature, top-k and top-p."""
-        self._check_text(text)
+        check_text_tokens(text, self.config.text_length, self.config.text_vocab)
         c = self.config
         b = len(text)
         both = torch.cat([text, self.empty_text.expand(b, -1)])
