@@ -11,12 +11,14 @@ import pytest
 import torch
 
 from t2i import configs, data, shapes
+from t2i.metrics import sample_diversity
 from t2i.models.ae import AEConfig, AutoEncoder
 from t2i.models.dalle import Dalle, DalleConfig
 from t2i.models.dvae import DVAEConfig
 from t2i.models.judge import AttributeJudge, JudgeConfig
 from t2i.models import window
 from t2i.models.pixelcnn import PixelCNNConfig
+from t2i.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from t2i.models.transformer import Transformer, TransformerConfig
 from t2i.models.vae import VAEConfig
 from t2i.models.vqgan import VQGAN, VQGANConfig
@@ -218,6 +220,20 @@ CASES = [
         lambda: DVAEConfig(tau_start=0.5, tau_end=1.0),
         ValueError,
         "DVAEConfig needs 0 < tau_end <= tau_start",
+    ),
+    (
+        "a negative super-conditioning scale",
+        lambda: Seq2Seq(Seq2SeqConfig(n_embd=16)).generate(
+            torch.zeros(1, 34, dtype=torch.long), scale=-1.0
+        ),
+        ValueError,
+        "the super-conditioning scale must be >= 0, got -1.0",
+    ),
+    (
+        "one sample per caption for the diversity",
+        lambda: sample_diversity(torch.rand(4, 1, 3, 8, 8)),
+        ValueError,
+        r"expected \(captions, samples >= 2, ...\)",
     ),
     (
         "T2I_CACHE pointing at a file",

@@ -132,6 +132,7 @@ CHAPTER_PAGES = (
     "04_vqvae2",
     "05_vqgan",
     "06_dalle",
+    "07_dalle_mini",
 )
 
 

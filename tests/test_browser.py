@@ -407,3 +407,31 @@ def test_mask_viewer_switches_layers_and_shows_readable_cells(open_page):
     first = mask_state(page)
     assert checked(first) == 0 and first["read"] == [0]  # the first reads itself
     assert page.errors == [] and page.foreign == []
+
+
+def test_super_conditioning_control_shows_samples_and_measurements_per_scale(open_page):
+    """Chapter 7's s control: each position of the slider shows its own
+    samples and the judge's numbers measured at that s."""
+    page = open_page("chapters/07_dalle_mini.html")
+    stepper = page.locator(".t2i-stepper").first
+    stepper.scroll_into_view_if_needed()
+    assert "s = 1" in stepper.locator(".st-label").inner_text()  # opens at s = 1
+    stepper.locator("input.st-range").focus()
+    views = {}
+    for key in ("Home", "End"):
+        page.keyboard.press(key)
+        views[key] = (
+            stepper_pictures(page, 0),
+            stepper.locator(".st-label").inner_text(),
+            stepper.locator(".st-note").inner_text(),
+        )
+    (low_pictures, low_label, low_note), (high_pictures, high_label, high_note) = (
+        views["Home"],
+        views["End"],
+    )
+    assert low_label == "s = 0" and high_label == "s = 10"
+    assert low_note.startswith("s = 0.") and high_note.startswith("s = 10.")
+    assert "colour" in low_note and "diversity" in high_note and low_note != high_note
+    assert all(src.startswith("data:image/png") for src in low_pictures + high_pictures)
+    assert low_pictures != high_pictures
+    assert page.errors == [] and page.foreign == []

@@ -137,3 +137,67 @@ def test_chapter_6_experiments_fit_the_dvae_and_the_tokenizer(scale):
     clip = configs.small_clip(scale, tokenizer)
     assert clip.model.image_size == codec.model.image_size
     assert clip.model.vocab_size == tokenizer.vocab_size
+
+
+def test_command_line_trains_the_chapter_7_model_under_the_chapters_name(capsys):
+    from t2i.__main__ import main
+
+    main(["train", "dalle_mini", "--scale", "tiny", "--steps", "4"])
+    out = capsys.readouterr().out
+    assert "dalle-mini: 4 steps" in out
+
+
+@pytest.mark.parametrize("scale", configs.SCALES)
+def test_chapter_7_experiment_fits_the_vqgan_and_the_tokenizer(scale):
+    from t2i.text import CaptionTokenizer
+
+    gan = configs.vqgan(scale, perceptual="judge-test")
+    tokenizer = CaptionTokenizer(34)
+    model = torch.nn.Linear(1, 1)
+    mini = configs.dalle_mini(scale, gan, model, tokenizer, caption_dropout=0.2)
+    assert mini.model.grid_size == gan.model.grid_size
+    assert mini.model.num_codes == gan.model.vq.num_codes
+    assert mini.model.text_vocab == tokenizer.vocab_size
+    assert mini.model.first_pad_id == tokenizer.first_pad_id
+    assert mini.model.caption_dropout == 0.2
+    assert mini.source.startswith("codes-weights-")
+    assert configs.dalle_mini(scale, gan, model, tokenizer, steps=9).train.steps == 9
+    codec = configs.dvae(scale)  # the chapter's exercise: the dVAE's codes
+    on_dvae = configs.dalle_mini(scale, codec, model, tokenizer)
+    assert on_dvae.model.num_codes == codec.model.num_codes
+    assert on_dvae.model.grid_size == codec.model.grid_size
+
+
+def test_dalle_and_dalle_mini_cost_the_same_per_training_step_at_tiny():
+    """Chapter 7 compares the two at equal training compute: equal steps and
+    batch, and (checked here) FLOPs per step within 10% of each other."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from t2i.models.dalle import Dalle
+    from t2i.models.seq2seq import Seq2Seq
+    from t2i.text import CaptionTokenizer
+
+    tokenizer = CaptionTokenizer(34)
+    gan = configs.vqgan("tiny", perceptual="judge-test")
+    model = torch.nn.Linear(1, 1)
+    mini = configs.dalle_mini("tiny", gan, model, tokenizer)
+    dalle = configs.dalle("tiny", configs.dvae("tiny"), model, tokenizer.vocab_size, 34)
+    assert dalle.model.grid_size == mini.model.grid_size
+    assert dalle.model.num_codes == mini.model.num_codes
+    assert (dalle.train.steps, dalle.train.batch_size) == (
+        mini.train.steps,
+        mini.train.batch_size,
+    )
+    b = mini.train.batch_size
+    text = torch.randint(0, tokenizer.first_pad_id, (b, 34))
+    codes = torch.randint(0, 64, (b, 8, 8))
+    flops = []
+    for model_, batch in (
+        (Seq2Seq(mini.model), (text, codes)),
+        (Dalle(dalle.model), None),
+    ):
+        batch = batch or (model_.sequences(text, codes),)
+        with FlopCounterMode(display=False) as counter:
+            model_.loss(batch)["loss"].backward()
+        flops.append(counter.get_total_flops())
+    assert abs(flops[0] / flops[1] - 1) < 0.1, flops

@@ -135,6 +135,21 @@ def test_live_stepper_renders_values_that_were_never_precomputed():
     assert image.value  # a PNG was produced
 
 
+def test_stepper_notes_follow_the_value_static_and_live():
+    def note(value):
+        return f"measured <{value}>"
+
+    page = interactive.image_stepper([1, 2], shade, live=False, note=note).data
+    spec = json.loads(re.search(r'class="st-spec">(.*?)</script>', page, re.S).group(1))
+    assert spec["notes"] == ["measured <1>", "measured <2>"]
+    assert 'class="st-note"' in page
+    control = interactive.image_stepper(
+        [1, 2], shade, live=True, live_range=(0.0, 5.0), note=note
+    )
+    control.children[0].value = 4.5
+    assert control.children[2].value == "measured &lt;4.5&gt;"  # escaped text
+
+
 def test_codes_image_places_codes_in_the_extent():
     codes = torch.tensor([[-0.9, -0.9]])
     picture = interactive.codes_image(codes, torch.tensor([3]), (-1, 1, -1, 1), size=50)

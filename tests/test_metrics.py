@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from t2i import metrics
@@ -59,3 +60,20 @@ def test_pixel_judge_reads_the_class_of_images_near_its_training_set():
     assert judge(
         torch.tensor([[[[0.1, 0.0], [0.2, 0.0]]], [[[0.9, 1.0], [1.0, 0.8]]]])
     ).tolist() == [4, 7]
+
+
+def test_sample_diversity_is_zero_for_repeats_and_the_rms_difference_otherwise():
+    from t2i.metrics import sample_diversity
+
+    same = torch.rand(3, 1, 2, 4, 4).expand(3, 5, 2, 4, 4)
+    assert sample_diversity(same) == pytest.approx(0.0, abs=1e-6)
+    pair = torch.stack([torch.zeros(2, 8), torch.full((2, 8), 0.5)], 1)  # (2, 2, 8)
+    assert sample_diversity(pair) == pytest.approx(0.5)
+    # three samples at 0, 0 and 1: pairs differ by 0, 1, 1 -> rms sqrt(2/3)
+    three = torch.tensor([[[0.0], [0.0], [1.0]]])
+    assert sample_diversity(three) == pytest.approx((2 / 3) ** 0.5)
+    # captions never mix: two captions with constant but different pictures
+    apart = torch.stack([torch.zeros(4, 6), torch.ones(4, 6)])
+    assert sample_diversity(apart) == 0.0
+    with pytest.raises(ValueError, match="samples >= 2"):
+        sample_diversity(torch.rand(4, 1, 3))

@@ -91,6 +91,28 @@ def test_sampling_at_scale_one_follows_the_conditional_model_and_zero_the_empty_
     assert torch.equal(net.generate(text, scale=0.0, temperature=0), greedy(empty))
 
 
+def test_guided_sampling_with_the_cache_matches_guidance_recomputed_in_full():
+    """Scale 2.5, argmax: the batched caption + empty caption with one key/value
+    cache writes what full forward passes of both, guided, prefer."""
+    net = model()
+    text = torch.randint(0, 14, (2, 6))
+    empty = net.empty_text.expand(2, -1)
+    written = []
+    for _ in range(9):
+        inputs = torch.full((2, 1), net.start_token)
+        if written:
+            inputs = torch.cat([inputs, torch.stack(written, 1)], 1)
+        cond, uncond = (
+            net.decoder(inputs, context=net.encoder(t))[:, -1, :10]
+            for t in (text, empty)
+        )
+        written.append(super_condition(cond, uncond, 2.5).argmax(-1))
+    expected = torch.stack(written, 1).reshape(-1, 3, 3)
+    assert torch.equal(net.generate(text, scale=2.5, temperature=0), expected)
+    with pytest.raises(ValueError, match=">= 0"):
+        net.generate(text, scale=-0.5)
+
+
 def test_caption_dropout_rate_as_configured():
     net = model(caption_dropout=0.3)
     torch.manual_seed(1)

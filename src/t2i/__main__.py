@@ -5,6 +5,7 @@
     python -m t2i train vqvae2 --scale small      # chapter 4: judge, VQ-VAE-2, its priors
     python -m t2i train vqgan --scale small       # chapter 5: VQGAN, its two priors
     python -m t2i train dalle --scale small       # chapter 6: dVAE, DALL·E, small CLIP
+    python -m t2i train dalle_mini --scale small  # chapter 7: the encoder-decoder
 
 Useful on a GPU machine: train at ``small`` or ``full`` once, and every chapter
 run with the same ``T2I_CACHE`` loads the result.
@@ -112,16 +113,14 @@ def train_vqvae2(scale: str, steps: int | None = None) -> None:
     print(f"vqvae-one-level-prior: test {bits:.3f} bits per code")
 
 
-def train_vqgan(scale: str, steps: int | None = None) -> None:
-    """Chapter 5's models under the chapter's cache names, with the judge's
-    features as the perceptual network (the chapter's default): the VQGAN, the
-    VQ-VAE baseline, the class prior, the segmentation VQ and its prior."""
+def _judged_vqgan(scale: str, steps: int | None):
+    """Chapter 5's VQGAN with the attribute judge's features as its perceptual
+    network (the chapter's default): (experiment, model, training scenes)."""
     judge_exp = configs.attribute_judge(scale, **_steps(steps))
     world = data.load_scenes(judge_exp.data, "train")
     judge, _ = get_or_train(
         "attribute-judge", judge_exp, AttributeJudge, (world.images, world.attributes)
     )
-    x_test = data.load_scenes(judge_exp.data, "test").images
     perceptual = from_judge(judge)
     gan_exp = configs.vqgan(
         scale, perceptual=f"judge-{weights_fingerprint(judge)[:16]}", **_steps(steps)
@@ -132,6 +131,15 @@ def train_vqgan(scale: str, steps: int | None = None) -> None:
         lambda config: VQGAN(config, perceptual=perceptual),
         (world.images,),
     )
+    return gan_exp, gan, world
+
+
+def train_vqgan(scale: str, steps: int | None = None) -> None:
+    """Chapter 5's models under the chapter's cache names, with the judge's
+    features as the perceptual network (the chapter's default): the VQGAN, the
+    VQ-VAE baseline, the class prior, the segmentation VQ and its prior."""
+    gan_exp, gan, world = _judged_vqgan(scale, steps)
+    x_test = data.load_scenes(gan_exp.data, "test").images
     print(f"vqgan: test L1 {evaluate(gan, (x_test,))['l1']:.4f}")
     baseline_exp = configs.vqvae_baseline(scale, **_steps(steps))
     get_or_train("vqvae-one-level", baseline_exp, VQVAE, (world.images,))
@@ -192,6 +200,24 @@ def train_dalle(scale: str, steps: int | None = None) -> None:
     )
 
 
+def train_dalle_mini(scale: str, steps: int | None = None) -> None:
+    """Chapter 7's encoder-decoder on chapter 5's VQGAN codes (the VQGAN, and
+    the judge behind its perceptual loss, are trained first if missing)."""
+    from .models.seq2seq import Seq2Seq
+    from .text import fitted_tokenizer
+
+    gan_exp, gan, world = _judged_vqgan(scale, steps)
+    splits = [data.load_scenes(gan_exp.data, s) for s in ("test", "held_out")]
+    tokenizer = fitted_tokenizer([world, *splits])
+    mini_exp = configs.dalle_mini(scale, gan_exp, gan, tokenizer, **_steps(steps))
+    get_or_train(
+        "dalle-mini",
+        mini_exp,
+        Seq2Seq,
+        (tokenizer.encode(world.captions), gan.codes(world.images)),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m t2i", description=__doc__.splitlines()[0]
@@ -200,11 +226,12 @@ def main(argv: list[str] | None = None) -> None:
     train = commands.add_parser("train", help="train a model of the book (cached)")
     train.add_argument(
         "model",
-        choices=["ae", "vqvae", "prior", "vqvae2", "vqgan", "dalle"],
+        choices=["ae", "vqvae", "prior", "vqvae2", "vqgan", "dalle", "dalle_mini"],
         help="ae (chapter 1), vqvae or prior (chapter 3: the VQ-VAE and its "
         "PixelCNN), vqvae2 (chapter 4: the judge, VQ-VAE-2, priors, one-level "
         "model), vqgan (chapter 5: VQGAN, VQ-VAE baseline, the two priors), dalle "
-        "(chapter 6: dVAE, transformer, small CLIP)",
+        "(chapter 6: dVAE, transformer, small CLIP), dalle_mini (chapter 7: the "
+        "encoder-decoder on the VQGAN's codes)",
     )
     train.add_argument("--scale", default="tiny", choices=configs.SCALES)
     train.add_argument("--latent-dim", type=int, default=2, help="ae only")
@@ -220,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         train_vqgan(args.scale, args.steps)
     elif args.model == "dalle":
         train_dalle(args.scale, args.steps)
+    elif args.model == "dalle_mini":
+        train_dalle_mini(args.scale, args.steps)
     else:
         train_vqvae(args.scale, with_prior=args.model == "prior", steps=args.steps)
 

@@ -79,3 +79,24 @@ def foreground_iou(images: torch.Tensor, segmentation: torch.Tensor) -> torch.Te
     drawn, wanted = foreground(images), segmentation > 0
     union = (drawn | wanted).flatten(1).sum(1).clamp(min=1)
     return (drawn & wanted).flatten(1).sum(1) / union
+
+
+def sample_diversity(samples: torch.Tensor) -> float:
+    """How different the samples of one caption are from each other.
+
+    ``samples`` is ``(C, N, ...)``: N samples for each of C captions. Returns
+    the root-mean-square difference per value between two different samples
+    of the same caption, averaged over all such pairs and captions: 0 when
+    every caption always gets the same picture. Pictures of two different
+    captions never enter, so a model that ignores the text is not rewarded.
+    """
+    if samples.ndim < 3 or samples.shape[1] < 2:
+        raise ValueError(
+            f"expected (captions, samples >= 2, ...) to compare samples of one "
+            f"caption, got shape {tuple(samples.shape)}"
+        )
+    flat = samples.flatten(2).float()  # (C, N, V)
+    n = flat.shape[1]
+    squared = torch.cdist(flat, flat).pow(2) / flat.shape[2]  # (C, N, N)
+    pairs = squared.sum((1, 2)) / (n * (n - 1))  # the diagonal is zero
+    return pairs.sqrt().mean().item()

@@ -164,23 +164,28 @@ class Seq2Seq(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Text tokens ``(B, T)`` -> code grids ``(B, g, g)``, with
-        super-conditioning ``scale`` (1: plain conditional sampling). The
-        caption and the empty caption run as one batch of 2B with one cache;
-        guidance acts on the logits before temperature, top-k and top-p."""
+        super-conditioning ``scale`` (1: plain conditional sampling). For any
+        other scale the caption and the empty caption run as one batch of 2B
+        with one cache; guidance acts on the logits before temperature, top-k
+        and top-p."""
         check_text_tokens(text, self.config.text_length, self.config.text_vocab)
+        super_condition(torch.zeros(1), torch.zeros(1), scale)  # checks the scale
         c = self.config
         b = len(text)
-        both = torch.cat([text, self.empty_text.expand(b, -1)])
-        context = self.encoder(both)
+        guided = scale != 1  # s = 1 is the conditional model: no empty caption
+        if guided:
+            text = torch.cat([text, self.empty_text.expand(b, -1)])
+        context = self.encoder(text)
         cache = self.decoder.new_cache()
-        fresh = torch.full((2 * b, 1), self.start_token, device=text.device)
+        fresh = torch.full((len(text), 1), self.start_token, device=text.device)
         codes = []
         for _ in range(c.image_length):
             logits = self.decoder(fresh, context=context, cache=cache)[
                 :, -1, : c.num_codes
             ]
-            guided = super_condition(logits[:b], logits[b:], scale)
-            new = sample_logits(guided, temperature, top_k, top_p, generator)
+            if guided:
+                logits = super_condition(logits[:b], logits[b:], scale)
+            new = sample_logits(logits, temperature, top_k, top_p, generator)
             codes.append(new)
-            fresh = torch.cat([new, new])[:, None]
+            fresh = (torch.cat([new, new]) if guided else new)[:, None]
         return rearrange(torch.stack(codes, 1), "b (h w) -> b h w", h=c.grid_size)

@@ -7,6 +7,7 @@ function t2iStepper(root) {
     var frame = spec.frames[+range.value];
     images.forEach(function (img, k) { img.src = frame[k]; });
     root.querySelector(".st-label").textContent = spec.labels[+range.value];
+    if (spec.notes) root.querySelector(".st-note").textContent = spec.notes[+range.value];
   }
   range.addEventListener("input", show);
   show();
