@@ -799,7 +799,9 @@ def test_temperature_frame_is_the_relaxed_softmax_with_entropies_in_nats():
     assert noisy.top_codes[0] == 2
 
 
-def test_static_temperature_explorer_computes_every_tau_once():
+def _recorded_compute():
+    """The explorer's arguments, its frames by tau, and a ``compute`` that
+    records which taus it was asked for."""
     original, hard, position, k, frames = _temperature_args()
     by_tau = {frame.tau: frame for frame in frames}
     asked = []
@@ -807,6 +809,12 @@ def test_static_temperature_explorer_computes_every_tau_once():
     def compute(tau):
         asked.append(tau)
         return by_tau[tau]
+
+    return original, hard, position, k, by_tau, asked, compute
+
+
+def test_static_temperature_explorer_computes_every_tau_once():
+    original, hard, position, k, by_tau, asked, compute = _recorded_compute()
 
     page = interactive.temperature_explorer(
         original, hard, position, k, compute=compute, taus=list(by_tau), live=False
@@ -939,13 +947,7 @@ def test_temperature_explorer_refuses_bad_inputs_and_says_why(change, error, mes
 
 
 def test_live_temperature_explorer_computes_the_chosen_tau():
-    original, hard, position, k, frames = _temperature_args()
-    by_tau = {frame.tau: frame for frame in frames}
-    asked = []
-
-    def compute(tau):
-        asked.append(tau)
-        return by_tau[tau]
+    original, hard, position, k, by_tau, asked, compute = _recorded_compute()
 
     control = interactive.temperature_explorer(
         original, hard, position, k, compute=compute, taus=list(by_tau), live=True
