@@ -5,6 +5,7 @@ the same rows (checked below), so readers can look an error up there.
 """
 
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from t2i.models.judge import AttributeJudge, JudgeConfig
 from t2i.models import window
 from t2i.models.pixelcnn import PixelCNNConfig
 from t2i.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from t2i.models.taming import TamingConfig, TamingVQGAN, load_taming_vqgan
+from t2i.models.vqgan_clip import SteerConfig, clamp_with_grad
 from t2i.models.transformer import Transformer, TransformerConfig
 from t2i.models.vae import VAEConfig
 from t2i.models.vqgan import VQGAN, VQGANConfig
@@ -44,6 +47,16 @@ def cache_is_a_file(tmp_path, monkeypatch):
 
 
 # (what the user did, what they ran, error type, what the message must say)
+def taming_checkpoint_of_another_size():
+    small = dict(image_size=16, channels=32, multipliers=(1, 2), residual_blocks=1)
+    small |= dict(attention_at=(8,), z_channels=8, code_dim=4, num_codes=16)
+    state = TamingVQGAN(TamingConfig(**small)).state_dict()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "last.ckpt"
+        torch.save({"state_dict": state}, path)
+        load_taming_vqgan(path, TamingConfig(**(small | {"num_codes": 32})))
+
+
 CASES = [
     (
         "an unknown scale",
@@ -230,6 +243,24 @@ CASES = [
         "the super-conditioning scale must be >= 0, got -1.0",
     ),
     (
+        "VQGAN-CLIP noise too loud for the cutouts",
+        lambda: SteerConfig(noise=0.5),
+        ValueError,
+        r"SteerConfig.noise 0.5 is too loud: at most 0.15",
+    ),
+    (
+        "a clamp with an empty range",
+        lambda: clamp_with_grad(torch.zeros(2), 1.0, 1.0),
+        ValueError,
+        "clamp_with_grad needs low < high, got 1.0 and 1.0",
+    ),
+    (
+        "a checkpoint that does not fit the taming model",
+        taming_checkpoint_of_another_size,
+        ValueError,
+        r"does not fit TamingConfig.*pass the config of the checkpoint's model.yaml",
+    ),
+    (
         "one sample per caption for the diversity",
         lambda: sample_diversity(torch.rand(4, 1, 3, 8, 8)),
         ValueError,
@@ -279,3 +310,32 @@ def test_the_setup_page_lists_every_bad_input_the_tests_cover():
     ]
     for what, *_ in CASES:
         assert what in rows, f"the setup page's table has no row for {what!r}"
+
+
+def test_the_steer_command_draws_a_caption_into_a_png(tmp_path, monkeypatch):
+    """``python -m t2i steer`` end to end, with a small random VQGAN and a
+    fixed random "CLIP" in place of the cached models."""
+    from PIL import Image
+
+    from conftest import steering_setup
+
+    import t2i.__main__ as cli
+
+    gan, encode_images, _ = steering_setup()
+    seen = []
+
+    def encode_texts(captions):
+        seen.extend(captions)
+        return torch.randn(len(captions), 12)
+
+    monkeypatch.setattr(
+        cli,
+        "_book_pair",
+        lambda scale: (gan, encode_images, encode_texts),
+    )
+    out = tmp_path / "drawn.png"
+    cli.main(["steer", "a red circle", "--steps", "3", "--out", str(out)])
+    assert seen == ["a red circle"]
+    assert Image.open(out).size == (256, 256)  # 16 x 16, enlarged 16 times
+    with pytest.raises(SystemExit):
+        cli.main(["steer"])  # no caption

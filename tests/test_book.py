@@ -133,6 +133,7 @@ CHAPTER_PAGES = (
     "05_vqgan",
     "06_dalle",
     "07_dalle_mini",
+    "08_vqgan_clip",
 )
 
 
@@ -193,3 +194,17 @@ def test_vqgan_page_names_its_perceptual_network_and_quotes_the_paper(built_book
     for figure in ("fig-ch5-disc-start", "fig-ch5-reconstructions", "fig-ch5-cost"):
         assert f'id="{figure}"' in html, figure
     assert html.count('class="t2i-tokens') == 1
+
+
+def test_vqgan_clip_page_says_which_models_drew_it_and_compares_all_three(built_book):
+    html = (built_book / "chapters" / "08_vqgan_clip.html").read_text()
+    text = page_text(html).replace("\u2019", "'")
+    # offline, no silent fallback: the page says the published pair was not used
+    assert "This page was built with the book's own models" in text
+    # the three-way table: a built book has chapters 6 and 7's models cached
+    for row in ("| VQGAN-CLIP |", "| DALL·E |", "| DALL·E mini, s = 1 |"):
+        assert row.replace("|", "").strip() in text, row
+    assert "Not measured in this run" not in text
+    for figure in ("fig-ch8-progress", "fig-ch8-ablation", "fig-ch8-edit"):
+        assert f'id="{figure}"' in html, figure
+    assert html.count('class="t2i-stepper') == 1

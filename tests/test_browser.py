@@ -211,6 +211,20 @@ def test_steppers_change_their_pictures(open_page, path, index):
     assert page.errors == [] and page.foreign == []
 
 
+def ends_of_stepper(page, stepper, index):
+    """A stepper's (pictures, label, note) at its first and last value."""
+    stepper.locator("input.st-range").focus()
+    views = {}
+    for key in ("Home", "End"):
+        page.keyboard.press(key)
+        views[key] = (
+            stepper_pictures(page, index),
+            stepper.locator(".st-label").inner_text(),
+            stepper.locator(".st-note").inner_text(),
+        )
+    return views
+
+
 def codebook_state(page):
     return page.evaluate(
         "(() => { const r = document.querySelector('.t2i-codebook');"
@@ -416,15 +430,7 @@ def test_super_conditioning_control_shows_samples_and_measurements_per_scale(ope
     stepper = page.locator(".t2i-stepper").first
     stepper.scroll_into_view_if_needed()
     assert "s = 1" in stepper.locator(".st-label").inner_text()  # opens at s = 1
-    stepper.locator("input.st-range").focus()
-    views = {}
-    for key in ("Home", "End"):
-        page.keyboard.press(key)
-        views[key] = (
-            stepper_pictures(page, 0),
-            stepper.locator(".st-label").inner_text(),
-            stepper.locator(".st-note").inner_text(),
-        )
+    views = ends_of_stepper(page, stepper, 0)
     (low_pictures, low_label, low_note), (high_pictures, high_label, high_note) = (
         views["Home"],
         views["End"],
@@ -434,4 +440,29 @@ def test_super_conditioning_control_shows_samples_and_measurements_per_scale(ope
     assert "colour" in low_note and "diversity" in high_note and low_note != high_note
     assert all(src.startswith("data:image/png") for src in low_pictures + high_pictures)
     assert low_pictures != high_pictures
+    assert page.errors == [] and page.foreign == []
+
+
+def test_vqgan_clip_progress_slider_shows_each_recorded_step(open_page):
+    """Chapter 8's progress control: each step of the recorded run shows its
+    own pictures and the CLIP score and judge accuracy measured there; the
+    page built offline says the live box needs a kernel."""
+    page = open_page("chapters/08_vqgan_clip.html")
+    stepper = page.locator(".t2i-stepper").first
+    stepper.scroll_into_view_if_needed()
+    last = stepper.locator(".st-label").inner_text()
+    assert last.startswith("step ") and last != "step 0"  # opens at the end
+    views = ends_of_stepper(page, stepper, 0)
+    (first_pictures, first_label, first_note), (end_pictures, end_label, end_note) = (
+        views["Home"],
+        views["End"],
+    )
+    assert first_label == "step 0" and end_label == last
+    assert first_note.startswith("step 0:") and "CLIP" in end_note
+    assert "colour" in first_note and first_note != end_note
+    assert all(
+        src.startswith("data:image/png") for src in first_pictures + end_pictures
+    )
+    assert first_pictures != end_pictures
+    assert "Run button" in page.content()
     assert page.errors == [] and page.foreign == []

@@ -214,32 +214,13 @@ def test_bad_configs_name_the_fix(tokenizer):
 
 # ---------------------------------------------------------------- pretrained
 
-TINY_OPEN_CLIP = {
-    "embed_dim": 8,
-    "vision_cfg": {
-        "image_size": 32,
-        "layers": 1,
-        "width": 16,
-        "head_width": 8,
-        "patch_size": 16,
-    },
-    "text_cfg": {
-        "context_length": 77,
-        "vocab_size": 49408,
-        "width": 16,
-        "heads": 2,
-        "layers": 1,
-    },
-}
-
 
 @pytest.fixture
-def published(tmp_path, monkeypatch):
+def published(tmp_path, monkeypatch, tiny_open_clip):
     """Weights "published" by the test: a tiny registered open_clip architecture,
     its weights in a safetensors file behind a file:// URL, and their SHA-256."""
     import open_clip
 
-    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "t2i-tiny", TINY_OPEN_CLIP)
     torch.manual_seed(1)
     state = open_clip.create_model("t2i-tiny").state_dict()
     path = tmp_path / "published" / "weights.safetensors"

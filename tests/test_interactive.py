@@ -1244,3 +1244,32 @@ def test_temperature_and_mask_pages_in_chromium(chromium_or_skip, tmp_path):
         assert set(state["cells"]) == {blocked}
         browser.close()
     assert errors == []
+
+
+def test_live_steering_runs_the_typed_caption_and_shows_each_frame():
+    import ipywidgets as widgets
+
+    seen = []
+
+    def run(caption, show):
+        seen.append(caption)
+        for step in (0, 10):
+            show(np.full((4, 4, 3), step, dtype=np.uint8), f"step {step} <b>")
+
+    control = interactive.live_steering(run, "a red circle", live=True)
+    (box, button), picture, line = control.children[0].children, *control.children[1:]
+    box.value = "a blue square"
+    button.click()
+    assert seen == ["a blue square"]
+    assert picture.value == interactive.png_bytes(np.full((4, 4, 3), 10, np.uint8))
+    assert line.value == "step 10 &lt;b&gt;"  # escaped
+    assert not button.disabled
+    assert isinstance(control, widgets.VBox)
+
+    def broken(caption, show):
+        raise ValueError("unknown word")
+
+    control = interactive.live_steering(broken, "x", live=True)
+    control.children[0].children[1].click()
+    assert "could not steer: unknown word" in control.children[2].value
+    assert "Run button" in interactive.live_steering(run, "x", live=False).data

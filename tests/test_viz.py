@@ -97,3 +97,19 @@ def test_describe_lists_every_setting_of_a_config():
     table = viz.describe(TrainConfig(steps=7)).data
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert "| `steps` | `7` |" in rows and len(rows) == len(fields(TrainConfig))
+
+
+def test_run_info_leaves_optional_models_out_of_the_cold_estimate(monkeypatch):
+    """A model a chapter only uses when cached is not training time a cold
+    run pays, so the benchmarks page must not add it to the estimate."""
+    from t2i.cache import SESSION
+
+    glued = {}
+    monkeypatch.setattr(viz, "record", lambda key, value: glued.setdefault(key, value))
+    monkeypatch.setitem(SESSION, "loaded", {"vqgan": 70.0, "dalle": 60.0})
+    monkeypatch.setitem(SESSION, "trained", {})
+    table = viz.run_info("tiny", 0.0, optional=("dalle",)).data
+    assert glued["run_cached_training_seconds"] == 70.0
+    assert glued["run_models_loaded"] == 2
+    assert "| used only if cached | dalle |" in table
+    assert "used only if cached" not in viz.run_info("tiny", 0.0).data

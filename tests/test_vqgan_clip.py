@@ -10,6 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import steering_setup
+
 from t2i.models.vqgan_clip import (
     clamp_to_codebook,
     clamp_with_grad,
@@ -112,36 +114,6 @@ def test_z_stays_within_the_codebook_range_after_a_step():
     per_channel = z.detach().transpose(0, 1).reshape(4, -1)
     assert (per_channel >= low[:, None]).all() and (per_channel <= high[:, None]).all()
     assert (per_channel == high[:, None]).any()  # something was clamped
-
-
-def steering_setup():
-    """A small random VQGAN and a fixed random linear "CLIP" of 16 x 16 pictures."""
-    from t2i.models.vqgan import VQGAN, DiscriminatorConfig, VQGANConfig
-    from t2i.quantize import VQConfig
-
-    torch.manual_seed(0)
-    gan = VQGAN(
-        VQGANConfig(
-            image_size=16,
-            channels=(8, 16),
-            residual_blocks=0,
-            vq=VQConfig(num_codes=8, code_dim=4),
-            discriminator=DiscriminatorConfig(channels=4, layers=2),
-            perceptual_weight=0.0,
-            output_offset=0.5,
-        )
-    ).eval()
-    for p in gan.parameters():
-        p.requires_grad_(False)
-    projection = torch.randn(3 * 16 * 16, 12)
-
-    def encode_images(pictures):
-        return pictures.flatten(1) @ projection
-
-    target = encode_images(
-        torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(3))
-    )
-    return gan, encode_images, target
 
 
 def test_steering_lowers_the_loss_keeps_z_on_the_codebook_and_records_steps():

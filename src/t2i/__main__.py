@@ -6,6 +6,8 @@
     python -m t2i train vqgan --scale small       # chapter 5: VQGAN, its two priors
     python -m t2i train dalle --scale small       # chapter 6: dVAE, DALL·E, small CLIP
     python -m t2i train dalle_mini --scale small  # chapter 7: the encoder-decoder
+    python -m t2i steer "a big red circle on the left" --out circle.png  # chapter 8
+    python -m t2i steer "an oil painting of a lighthouse" --pretrained --out l.png
 
 Useful on a GPU machine: train at ``small`` or ``full`` once, and every chapter
 run with the same ``T2I_CACHE`` loads the result.
@@ -14,6 +16,8 @@ run with the same ``T2I_CACHE`` loads the result.
 from __future__ import annotations
 
 import argparse
+
+import torch
 
 from . import configs, data, sequences, shapes
 from .cache import get_or_train, run_dir, weights_fingerprint
@@ -218,6 +222,68 @@ def train_dalle_mini(scale: str, steps: int | None = None) -> None:
     )
 
 
+def _book_pair(scale: str):
+    """Chapter 8's models at ``scale``: the judged VQGAN and the small CLIP
+    (trained first if missing), as ``(gan, encode_images, encode_texts)``."""
+    from .models.clip import SmallClip, clip_data
+    from .text import fitted_tokenizer
+
+    gan_exp, gan, world = _judged_vqgan(scale, None)
+    splits = [data.load_scenes(gan_exp.data, s) for s in ("test", "held_out")]
+    tokenizer = fitted_tokenizer([world, *splits])
+    clip, _ = get_or_train(
+        "small-clip",
+        configs.small_clip(scale, tokenizer),
+        SmallClip,
+        clip_data(world, tokenizer, **configs.clip_data_options(scale)),
+    )
+    clip.requires_grad_(False)
+
+    @torch.no_grad()
+    def encode_texts(captions: list[str]) -> torch.Tensor:
+        return clip.encode_texts(tokenizer.clip_tokens(captions))
+
+    return gan, clip.encode_images, encode_texts
+
+
+def steer_caption(
+    caption: str,
+    scale: str,
+    out: str,
+    steps: int | None = None,
+    pretrained: bool = False,
+) -> None:
+    """Chapter 8's loop for one caption, saved as a PNG: the book's VQGAN and
+    small CLIP, or with ``pretrained`` taming's ImageNet VQGAN and open_clip's
+    ViT-B/32 (online only)."""
+    from PIL import Image
+
+    from .models.vqgan_clip import pretrained_encoders, steer
+
+    config = configs.vqgan_clip(scale, pretrained, **_steps(steps))
+    clip_size = None
+    if pretrained:
+        from .models.clip import load_pretrained
+        from .models.taming import load_taming_vqgan
+
+        gan = load_taming_vqgan()
+        encode_images, encode_texts, clip_size = pretrained_encoders(*load_pretrained())
+    else:
+        gan, encode_images, encode_texts = _book_pair(scale)
+    history = steer(
+        gan.requires_grad_(False),
+        encode_images,
+        encode_texts([caption]),
+        config,
+        clip_size=clip_size,
+    )
+    picture = (history["final"][0].permute(1, 2, 0) * 255).round().byte().numpy()
+    side = picture.shape[0]
+    zoom = max(1, 256 // side)  # small pictures are saved enlarged, pixels kept sharp
+    Image.fromarray(picture).resize((side * zoom,) * 2, Image.NEAREST).save(out)
+    print(f"{out}: {config.steps} steps in {history['seconds']:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m t2i", description=__doc__.splitlines()[0]
@@ -238,8 +304,22 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument(
         "--steps", type=int, default=None, help="override the scale's training steps"
     )
+    steer = commands.add_parser(
+        "steer", help="chapter 8: draw a caption with VQGAN-CLIP (no training)"
+    )
+    steer.add_argument("caption")
+    steer.add_argument("--scale", default="tiny", choices=configs.SCALES)
+    steer.add_argument("--out", default="vqgan_clip.png", help="the PNG to write")
+    steer.add_argument("--steps", type=int, default=None, help="Adam steps on z")
+    steer.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="taming's ImageNet VQGAN and open_clip's ViT-B/32 (downloads, online)",
+    )
     args = parser.parse_args(argv)
-    if args.model == "ae":
+    if args.command == "steer":
+        steer_caption(args.caption, args.scale, args.out, args.steps, args.pretrained)
+    elif args.model == "ae":
         train_autoencoder(args.scale, args.latent_dim, args.steps)
     elif args.model == "vqvae2":
         train_vqvae2(args.scale, args.steps)

@@ -116,17 +116,32 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
-def download(url: str, path: str | Path, sha256: str) -> Path:
+def download(url: str, path: str | Path, sha256: str | None) -> Path:
     """Fetch ``url`` to ``path`` unless a copy with the right SHA-256 is there.
 
     Used for published weights and data when a machine is online. Offline, it
     raises ``ConnectionError`` with what to do instead. Each call downloads
     into its own temporary file, so two processes fetching the same file at
     once do not write into each other's copy.
+
+    ``sha256=None`` is for files whose publishers give no checksum: the first
+    download's SHA-256 is written beside the file (``<name>.sha256``) and
+    printed, and every later call checks the file against that record, so a
+    damaged or replaced copy is still caught.
     """
     path = Path(path)
-    if path.exists() and sha256_of(path) == sha256:
-        return path
+    record = path.with_name(path.name + ".sha256")
+    if sha256 is None and record.exists():
+        sha256 = record.read_text().strip()
+    if path.exists() and sha256 is not None:
+        actual = sha256_of(path)
+        if actual == sha256:
+            return path
+        if record.exists() and record.read_text().strip() == sha256:
+            raise ValueError(
+                f"{path} has SHA-256 {actual}, but its first download had {sha256}: "
+                f"the file changed. Delete {path} and {record} to fetch it again."
+            )
     tmp = _unique_temporary(path)
     try:
         try:
@@ -142,11 +157,17 @@ def download(url: str, path: str | Path, sha256: str) -> Path:
                 f"instead."
             ) from error
         actual = sha256_of(tmp)
-        if actual != sha256:
+        if sha256 is not None and actual != sha256:
             raise ValueError(
                 f"{url} has SHA-256 {actual}, expected {sha256}; the file was not kept"
             )
         os.replace(tmp, path)
+        if sha256 is None:
+            atomic_write_text(actual + "\n", record)
+            print(
+                f"{path.name}: no published checksum; recorded this copy's SHA-256 "
+                f"{actual} in {record.name}, and later uses are checked against it"
+            )
         _fsync_folder(path.parent)
     finally:
         tmp.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from .latent import LatentPanel, codes_image, latent_explorer, scatter_image
 from .levels import level_mixer
 from .masks import mask_viewer
 from .plots import loss_curves, plotly_figure
+from .steering import live_steering
 from .stepper import image_stepper
 from .temperature import TemperatureFrame, temperature_explorer, temperature_frame
 from .tokens import token_reading
@@ -30,6 +31,7 @@ __all__ = [
     "image_stepper",
     "latent_explorer",
     "level_mixer",
+    "live_steering",
     "loss_curves",
     "mask_viewer",
     "plotly_figure",

@@ -356,6 +356,12 @@ class VQGAN(nn.Module):
         check_images(x, self.config.in_channels, self.config.image_size)
         return self.quantizer(self.encoder(x))
 
+    def latents(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> the encoder's continuous vectors ``(B, D, h, w)``, before
+        quantisation (where VQGAN-CLIP starts from a picture)."""
+        check_images(x, self.config.in_channels, self.config.image_size)
+        return self.encoder(x)
+
     def decode(self, vectors: torch.Tensor) -> torch.Tensor:
         """Code vectors ``(B, D, h, w)`` -> images (unclamped). Any grid size
         works: the decoder is convolutional, and its attention reads all codes."""

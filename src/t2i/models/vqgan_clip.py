@@ -16,6 +16,7 @@ Editing with Natural Language Guidance", arXiv:2204.08583.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -85,8 +86,10 @@ def clamp_to_codebook(z: torch.Tensor, codebook: torch.Tensor) -> None:
 
 def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``2 arcsin(|a' - b'| / 2)^2`` for the unit vectors a', b' along a and
-    b: half the squared angle between them, 0 when they agree. Its gradient
-    stays useful near the optimum, where 1 - cosine flattens out."""
+    b: half the squared angle between them, 0 when they agree. Its slope
+    in the angle is the angle itself, so it keeps pulling hardest where the
+    picture is furthest from the caption; 1 - cosine's slope, the sine,
+    fades again past a right angle."""
     a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
     return 2 * ((a - b).norm(dim=-1) / 2).clamp(max=1.0).arcsin().pow(2)
 
@@ -151,7 +154,11 @@ class SteerConfig:
     cutouts: int = 32  # crops per picture and step
     cut_pow: float = 1.0
     min_cut: float = 0.5  # the smallest crop side, as a share of the picture side
+    # Gaussian noise on each cutout, its std drawn uniformly from [0, noise]
+    # per cutout (Crowson's noise_fac)
+    noise: float = 0.1
     start_weight: float = 0.0  # MSE pull toward a start picture, decaying to 0
+    z_weight: float = 0.0  # L2 penalty on z (the paper's latent regularisation)
     clamp_z: bool = True  # clamp z to the codebook's range after each step
     record_every: int = 10
     seed: int = 0
@@ -159,7 +166,12 @@ class SteerConfig:
     def __post_init__(self):
         check_sizes(self, "steps", "cutouts", "record_every")
         check_positive(self, "lr", "cut_pow")
-        check_non_negative(self, "start_weight")
+        check_non_negative(self, "start_weight", "z_weight", "noise")
+        if self.noise > 0.15:
+            raise ValueError(
+                f"SteerConfig.noise {self.noise} is too loud: at most 0.15, or the "
+                f"cutouts leave the picture range CLIP reads (Crowson used 0.1)"
+            )
         if not 0 < self.min_cut <= 1:
             raise ValueError(
                 f"SteerConfig.min_cut must lie in (0, 1], got {self.min_cut}"
@@ -174,6 +186,7 @@ def steer(
     start: torch.Tensor | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     clip_size: int | None = None,
+    on_record: Callable[[int, torch.Tensor], None] | None = None,
 ) -> dict:
     """Optimise one VQGAN latent per caption so its picture matches the caption.
 
@@ -182,21 +195,29 @@ def steer(
     ``text_embeddings`` ``(B, E)`` the captions'. Without ``start`` z begins
     at random codes; with pictures ``start`` ``(B, 3, S, S)`` it begins at
     their encoding and an MSE pull toward them (``start_weight``) fades out
-    over the run. ``augment`` acts on the cutouts. Returns the final pictures,
-    the pictures and the share of z outside the codebook's range every
-    ``record_every`` steps, and the loss per step."""
+    over the run. ``augment`` (e.g. a torchvision ``transforms.v2``
+    transform) acts on the cutouts, drawn afresh for each box, since v2
+    transforms draw one set of random parameters per call; ``on_record(step,
+    pictures)`` is called at every recorded step (a live figure). ``gan``
+    needs ``config.image_size``, ``config.grid_size``, ``quantizer.codebook``,
+    ``quantizer.lookup``, ``latents`` and ``decode``: the book's VQGAN and
+    :class:`t2i.models.taming.TamingVQGAN` both have them. Returns the final
+    pictures, the pictures and the share of z outside the codebook's range
+    every ``record_every`` steps, the loss per step and the seconds taken."""
+    started = time.perf_counter()
     codebook = gan.quantizer.codebook.detach()
     side = gan.config.image_size
     clip_size = clip_size or side
     b = len(text_embeddings)
     generator = torch.Generator().manual_seed(config.seed)
+    device = codebook.device  # the random draws stay on the CPU: same on any device
     with torch.no_grad():
         if start is None:
             g = gan.config.grid_size
             indices = torch.randint(len(codebook), (b, g, g), generator=generator)
-            z = gan.quantizer.lookup(indices)
+            z = gan.quantizer.lookup(indices.to(device))
         else:
-            z = gan.encoder(start)
+            z = gan.latents(start)
     z = z.detach().clone().requires_grad_()
     optimiser = torch.optim.Adam([z], lr=config.lr)
     targets = text_embeddings.detach()
@@ -212,17 +233,25 @@ def steer(
             # outside the range the codes span, channel by channel
             off = (z < low) | (z > high)
             history["outside"].append(off.float().mean().item())
+            if on_record is not None:
+                on_record(step, history["pictures"][-1])
         if step == config.steps:
             break
         boxes = cutout_boxes(side, config.cutouts, min_size, config.cut_pow, generator)
         crops = cutouts(picture, boxes, clip_size)
-        if augment is not None:
-            crops = augment(crops)
+        if augment is not None:  # a fresh random draw for each cutout box
+            crops = torch.cat([augment(c) for c in crops.split(b)])
+        if config.noise > 0:
+            std = torch.rand(len(crops), 1, 1, 1, generator=generator) * config.noise
+            noise = std * torch.randn(crops.shape, generator=generator)
+            crops = crops + noise.to(device)
         embeddings = encode_images(crops)
         loss = spherical_distance(embeddings, targets.repeat(config.cutouts, 1)).mean()
         if start is not None and config.start_weight > 0:
             fade = 1 - step / config.steps
             loss = loss + config.start_weight * fade * F.mse_loss(picture, start)
+        if config.z_weight > 0:
+            loss = loss + config.z_weight * z.pow(2).mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -230,4 +259,28 @@ def steer(
             clamp_to_codebook(z, codebook)
         history["loss"].append(loss.item())
     history["final"] = history["pictures"][-1]
+    history["seconds"] = time.perf_counter() - started
     return history
+
+
+def pretrained_encoders(model: nn.Module, tokenize: Callable):
+    """A published open_clip model and its tokenizer (from
+    :func:`t2i.models.clip.load_pretrained`) -> ``(encode_images,
+    encode_texts, clip_size)`` for :func:`steer`: [0, 1] pictures of side
+    ``clip_size`` and caption strings in, unit vectors out."""
+    from .clip import pretrained_images
+
+    size = model.visual.preprocess_cfg["size"]
+    size = size if isinstance(size, int) else size[0]
+    device = next(model.parameters()).device
+
+    def encode_images(pictures: torch.Tensor) -> torch.Tensor:
+        return F.normalize(
+            model.encode_image(pretrained_images(model, pictures)), dim=-1
+        )
+
+    @torch.no_grad()
+    def encode_texts(captions: list[str]) -> torch.Tensor:
+        return F.normalize(model.encode_text(tokenize(captions).to(device)), dim=-1)
+
+    return encode_images, encode_texts, size
