@@ -306,11 +306,12 @@ def taming_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 def read_lightning_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of a PyTorch Lightning checkpoint, unpickled with
     ``weights_only=True``. Lightning also saves its callbacks' numbers as
-    numpy scalars; those three numpy types are allowed, nothing else."""
+    numpy scalars: the scalar type (under its numpy 1 and 2 names) and the
+    float64 dtype are allowed, nothing else."""
+    scalar = np._core.multiarray.scalar
     allowed = [
-        (np.dtype, "numpy.dtype"),
-        (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
-        np._core.multiarray.scalar,
+        scalar,
+        (scalar, "numpy.core.multiarray.scalar"),  # its name before numpy 2
         np.dtype,
         type(np.dtype(np.float64)),
     ]
