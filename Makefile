@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export T2I_BOOK_BUILD = 1
 
-.PHONY: book test unit lab clean clean-cache
+.PHONY: book test unit lab bench clean clean-cache
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,19 @@ test: $(STAMP)
 	$(PY) -m pytest -m "not book"
 	$(MAKE) book
 	$(PY) -m pytest -m book
+
+## make bench: ours against the reference implementations (taming-transformers,
+## vector-quantize-pytorch, openai's DALL-E), installed into .bench/site, never
+## into .venv; writes book/_data/benchmarks-cpu.json (or -gpu on a GPU), which
+## the benchmarks page renders. About 10 minutes on 2 CPU cores.
+BENCH_SITE := .bench/site
+$(BENCH_SITE)/.installed: benchmarks/requirements.txt | $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps \
+	  --target $(BENCH_SITE) --upgrade -r benchmarks/requirements.txt
+	touch $@
+
+bench: $(STAMP) $(BENCH_SITE)/.installed
+	PYTHONPATH=$(BENCH_SITE) $(PY) -m benchmarks $(BENCH_ARGS)
 
 ## make lab: open the chapters in JupyterLab with live widgets
 lab: $(STAMP)

@@ -68,6 +68,31 @@ def test_benchmarks_page_quotes_the_measured_numbers(built_book):
     assert re.search(r"-?\d{2,3}\.\d\b", text), "the glued ELBO values are missing"
 
 
+def test_benchmarks_page_compares_ours_with_the_references(built_book):
+    """The results file as tables: the machine, a ratio per reference, the checks."""
+    import json
+
+    data = Path(__file__).resolve().parents[1] / "book" / "_data"
+    results = json.loads((data / "benchmarks-cpu.json").read_text())
+    text = page_text((built_book / "book" / "benchmarks.html").read_text())
+    assert f"Measured on {results['machine']['processor']}" in text
+    assert text.count("ours against it") == len(results["comparisons"])
+    ratios = re.findall(
+        r"(\d+\.\d\d)×( \(\d+\.\d\d–\d+\.\d\d\))?, (ours faster|ours slower|about even)",
+        text,
+    )
+    references = sum(len(c["rows"]) - 1 for c in results["comparisons"])
+    assert len(ratios) == references
+    assert text.count("Check: ") == sum(
+        len(c["checks"]) for c in results["comparisons"]
+    )
+    gpu = data / "benchmarks-gpu.json"
+    if gpu.exists():
+        assert json.loads(gpu.read_text())["machine"]["gpu"] in text
+    else:
+        assert "No results yet (_data/benchmarks-gpu.json does not exist)" in text
+
+
 def test_benchmarks_page_reports_each_chapter_against_its_time_budget(built_book):
     """Time is a figure, not a test: the page shows it, with a warning when over."""
     html = (built_book / "book" / "benchmarks.html").read_text()

@@ -121,6 +121,22 @@ def test_training_steps_advance_the_schedule_and_resume_with_it(tmp_path):
     assert int(resumed.step) == 6
 
 
+def test_the_annealed_loss_compiles_once_not_once_per_step(monkeypatch):
+    """tau and beta change every step; read out as floats they would be new
+    constants to torch.compile each step (a recompile, then eager after 8)."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
+    torch.manual_seed(0)
+    model = DVAE(replace_steps(TINY, 10))
+    loss = torch.compile(model.loss, backend="eager")
+    images = torch.rand(4, 3, 16, 16)
+    taus = [loss((images,))["tau"].item() for _ in range(4)]  # raises on a recompile
+    assert taus == pytest.approx([model.tau(s) for s in range(4)])
+    torch._dynamo.reset()
+
+
 def test_gradient_reaches_the_encoder_through_the_relaxed_sample():
     model = DVAE(TINY)
     model.loss((torch.rand(4, 3, 16, 16),))["loss"].backward()

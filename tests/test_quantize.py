@@ -30,6 +30,16 @@ def test_returns_exactly_the_nearest_code_against_brute_force():
     assert torch.equal(nearest_codes(flat, vq.codebook.detach()), brute)
 
 
+def test_nearest_codes_in_chunks_of_rows_matches_all_at_once(monkeypatch):
+    import t2i.quantize
+
+    torch.manual_seed(1)
+    flat, codebook = torch.randn(103, 8), torch.randn(16, 8)
+    whole = torch.cdist(flat, codebook).argmin(1)
+    monkeypatch.setattr(t2i.quantize, "DISTANCE_CHUNK", 16 * 10)  # 10 rows a chunk
+    assert torch.equal(nearest_codes(flat, codebook), whole)
+
+
 def test_eval_output_equals_lookup_of_its_indices():
     vq = make().eval()
     out = vq(torch.randn(2, 4, 3, 3))

@@ -11,7 +11,6 @@ filled once every notebook has executed (as myst-nb does for its own
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -58,8 +57,11 @@ def _paragraph(text: str) -> nodes.paragraph:
     return nodes.paragraph(text=text)
 
 
-def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> nodes.table:
-    table = nodes.table(classes=["colwidths-auto"])
+def _table(
+    rows: list[tuple[str, ...]], header: tuple[str, ...], classes: tuple[str, ...] = ()
+) -> nodes.table:
+    """A docutils table of plain-text cells (the benchmark tables use it too)."""
+    table = nodes.table(classes=["colwidths-auto", *classes])
     group = nodes.tgroup(cols=len(header))
     table += group
     group.extend(nodes.colspec(colwidth=1) for _ in header)
@@ -75,17 +77,10 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> nodes.table:
 def last_run(app, docname: str) -> dict | None:
     """What a chapter's run-info footer glued (``t2i.viz.run_info``): how many
     models it trained and loaded, and how long the loaded ones took to train."""
+    from t2i.viz import read_run_info
+
     glued = Path(app.outdir).parent / "jupyter_execute" / f"{docname}.glue.json"
-    if not glued.exists():
-        return None
-    data = json.loads(glued.read_text())
-    try:
-        return {
-            key: float(data[f"run_{key}"]["data"]["text/plain"])
-            for key in ("models_trained", "models_loaded", "cached_training_seconds")
-        }
-    except (KeyError, ValueError):
-        return None
+    return read_run_info(glued)
 
 
 def budget_row(docname: str, seconds: float, budget: int, run: dict | None):
@@ -143,7 +138,7 @@ class BudgetTransform(SphinxPostTransform):
                 "models trained",
                 "cold run (s)",
                 "budget (s)",
-                "",
+                "verdict",
             )
             replacement = [_table(rows, header)]
             if over:

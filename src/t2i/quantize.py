@@ -67,14 +67,26 @@ class Quantized:
 EMA_SMOOTHING = 1e-5
 
 
+# Rows of the (rows, K) distance matrix built at once: 2^26 floats (256 MB) keep
+# the peak bounded where 65,536 vectors and K = 16,384 would need 4.3 GB
+DISTANCE_CHUNK = 2**26
+
+
 def nearest_codes(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """Index of the nearest codebook row for each row of ``flat`` (squared L2)."""
-    distances = (
-        flat.pow(2).sum(1, keepdim=True)
-        - 2 * flat @ codebook.T
-        + codebook.pow(2).sum(1)[None, :]
-    )  # (N, K)
-    return distances.argmin(dim=1)
+    """Index of the nearest codebook row for each row of ``flat`` (squared L2).
+
+    ``||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2``, and ``||z||^2`` is the same for
+    every code, so the argmin needs only ``||e||^2 - 2 z.e``: one fused
+    matrix product (``addmm``) per chunk of rows.
+    """
+    squared_norms = codebook.pow(2).sum(1)
+    rows = max(DISTANCE_CHUNK // len(codebook), 1)
+    return torch.cat(
+        [
+            torch.addmm(squared_norms, chunk, codebook.T, alpha=-2).argmin(dim=1)
+            for chunk in flat.split(rows)
+        ]
+    )
 
 
 def in_float32(forward: Callable) -> Callable:
@@ -132,16 +144,19 @@ class VectorQuantizer(nn.Module):
                 self._restart_dead(flat.detach())
         indices = nearest_codes(flat.detach(), self.codebook.detach())
         codes = self.codebook[indices]  # (N, D)
-        one_hot = F.one_hot(indices, self.config.num_codes).type(flat.dtype)  # (N, K)
+        # assignments per code, counted without an (N, K) one-hot matrix
+        counts = torch.bincount(indices, minlength=self.config.num_codes).to(flat.dtype)
 
         if self.training:
             with torch.no_grad():
-                counts = one_hot.sum(0)
                 self.usage.mul_(self.config.decay).add_(
                     counts, alpha=1 - self.config.decay
                 )
                 if self.config.ema:
-                    self._ema_update(counts, one_hot.T @ flat.detach())
+                    sums = torch.zeros_like(self.codebook).index_add_(
+                        0, indices, flat.detach()
+                    )  # per code, the sum of the vectors assigned to it
+                    self._ema_update(counts, sums)
 
         commitment = F.mse_loss(flat, codes.detach())
         if self.config.ema:
@@ -150,7 +165,7 @@ class VectorQuantizer(nn.Module):
             loss = F.mse_loss(codes, flat.detach()) + self.config.beta * commitment
         # forward: the codes; backward: the identity (the straight-through estimator)
         straight_through = flat + (codes - flat).detach()
-        probabilities = one_hot.mean(0)
+        probabilities = counts / len(indices)
         perplexity = torch.exp(
             -(probabilities * torch.log(probabilities + 1e-10)).sum()
         )

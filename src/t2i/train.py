@@ -33,6 +33,7 @@ import math
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -212,6 +213,36 @@ def evaluate(
     return {key: total / n for key, total in totals.items()}
 
 
+def train_step(
+    forward: Callable[[tuple[torch.Tensor, ...]], dict[str, torch.Tensor]],
+    batch: tuple[torch.Tensor, ...],
+    groups: dict[str, dict],
+    optimizers: dict[str, torch.optim.Optimizer],
+    autocast: torch.autocast,
+    config: TrainConfig,
+    step: int,
+) -> dict[str, torch.Tensor]:
+    """One training step: one forward pass, then each loss entry in ``groups``
+    backward into its own parameters and its optimiser's step. The loop of
+    :func:`fit`, and what the benchmarks time against reference code."""
+    with autocast:
+        metrics = forward(batch)
+    losses = [(metrics[key], groups[key], optimizers[key]) for key in groups]
+    for loss, _, _ in losses:  # before any step, so a bad batch changes nothing
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the loss became {loss.item()}")
+    for i, (loss, group, optimizer) in enumerate(losses):
+        optimizer.zero_grad(set_to_none=True)
+        if loss.requires_grad:  # e.g. a discriminator not switched on yet
+            # inputs=: the generator's loss must not train the discriminator
+            loss.backward(inputs=group["params"], retain_graph=i < len(losses) - 1)
+        if config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(group["params"], config.grad_clip)
+        optimizer.param_groups[0]["lr"] = lr_at(step, config)
+        optimizer.step()
+    return metrics
+
+
 def fit(
     model: nn.Module,
     data: tuple[torch.Tensor, ...],
@@ -297,27 +328,16 @@ def fit(
             batch = _to_device(
                 tuple(t[batch_indices(step, n, config)] for t in data), device
             )
-            with autocast:
-                metrics = forward(batch)
-            losses = [(metrics[key], groups[key], optimizers[key]) for key in groups]
-            for loss, _, _ in losses:
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{desc}: the loss became {loss.item()} at step {step}. Lower the "
-                        f"learning rate (lr={config.lr}) or keep grad_clip on; the last good "
-                        f"checkpoint is {checkpoint if checkpoint else 'not saved (pass checkpoint=...)'}."
-                    )
-            for i, (loss, group, optimizer) in enumerate(losses):
-                optimizer.zero_grad(set_to_none=True)
-                if loss.requires_grad:  # e.g. a discriminator not switched on yet
-                    # inputs=: the generator's loss must not train the discriminator
-                    loss.backward(
-                        inputs=group["params"], retain_graph=i < len(losses) - 1
-                    )
-                if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(group["params"], config.grad_clip)
-                optimizer.param_groups[0]["lr"] = lr_at(step, config)
-                optimizer.step()
+            try:
+                metrics = train_step(
+                    forward, batch, groups, optimizers, autocast, config, step
+                )
+            except FloatingPointError as error:
+                raise FloatingPointError(
+                    f"{desc}: {error} at step {step}. Lower the learning rate "
+                    f"(lr={config.lr}) or keep grad_clip on; the last good checkpoint "
+                    f"is {checkpoint if checkpoint else 'not saved (pass checkpoint=...)'}."
+                ) from None
             step += 1
 
             for key, value in metrics.items():

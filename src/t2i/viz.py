@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import inspect
+import json
 import platform
 import textwrap
 import time
@@ -199,6 +200,23 @@ def road_map(current: str | None = None):
         )
     parts.append("</svg>")
     return HTML("".join(parts))
+
+
+RUN_FIELDS = ("models_trained", "models_loaded", "cached_training_seconds")
+
+
+def read_run_info(glue: Path) -> dict[str, float] | None:
+    """What :func:`run_info` glued, read back from a build's ``<page>.glue.json``
+    (the benchmarks page and ``python -m benchmarks`` use it); None if absent."""
+    if not glue.exists():
+        return None
+    data = json.loads(glue.read_text())
+    try:
+        return {
+            key: float(data[f"run_{key}"]["data"]["text/plain"]) for key in RUN_FIELDS
+        }
+    except (KeyError, ValueError):
+        return None
 
 
 def run_info(

@@ -86,8 +86,16 @@ class DVAEConfig:
         return self.image_size // 2 ** len(self.channels)
 
 
-def cosine(start: float, end: float, step: int, steps: int) -> float:
-    """Half a cosine from ``start`` (step 0) to ``end`` (step ``steps`` and after)."""
+def cosine(start: float, end: float, step, steps: int):
+    """Half a cosine from ``start`` (step 0) to ``end`` (step ``steps`` and after).
+
+    ``step`` may be an int or a tensor, and the result is the same kind. The
+    training loss passes the step buffer itself: a float read out of it would
+    be a new constant to ``torch.compile`` at every step, and recompile it.
+    """
+    if isinstance(step, torch.Tensor):
+        progress = step.clamp(max=steps).double() / steps
+        return end + (start - end) * 0.5 * (1 + torch.cos(math.pi * progress))
     progress = min(step, steps) / steps
     return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -187,7 +195,9 @@ class DVAE(nn.Module):
     def loss(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         x = batch[0]
         c = self.config
-        tau, beta = self.tau(), self.kl_weight()
+        # tensors from the step buffer, not floats (see cosine)
+        tau = cosine(c.tau_start, c.tau_end, self.step, c.tau_steps).float()
+        beta = cosine(0.0, c.kl_weight, self.step, c.kl_steps).float()
         logits = self.logits(x)
         soft = F.gumbel_softmax(logits, tau=tau, hard=c.straight_through, dim=1)
         squared = F.mse_loss(self.decode_soft(soft), x)
@@ -201,8 +211,8 @@ class DVAE(nn.Module):
             "reconstruction": reconstruction,
             "mse": squared.detach(),
             "kl": kl.detach(),
-            "tau": torch.tensor(tau),
-            "kl_weight": torch.tensor(beta),
+            "tau": tau,
+            "kl_weight": beta,
             "entropy": entropy(logits.softmax(dim=1)).mean().detach(),
             "codes_used": torch.tensor(float(indices.unique().numel())),
         }

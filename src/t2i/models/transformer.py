@@ -73,14 +73,38 @@ class TransformerConfig:
 
 @dataclass
 class LayerCache:
-    """The keys and values one attention layer has seen so far, ``(B, H, t, d)``."""
+    """The keys and values one attention layer has seen so far.
+
+    They live in buffers ``(B, H, capacity, d)`` that double when full, so a
+    new token's keys are written in place: appending the whole cache to
+    itself at every step (``torch.cat``) would copy ``T^2 / 2`` rows over a
+    sequence of ``T`` tokens, doubling copies fewer than ``2 T``.
+    """
 
     keys: torch.Tensor | None = None
     values: torch.Tensor | None = None
+    length: int = 0
 
-    @property
-    def length(self) -> int:
-        return 0 if self.keys is None else self.keys.shape[2]
+    def append(
+        self, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``k, v`` ``(B, H, t, d)`` after the earlier ones; return all of them."""
+        end = self.length + k.shape[2]
+        if self.keys is None or end > self.keys.shape[2]:
+            capacity = max(end, 2 * self.length, 16)
+            grown = [k.new_empty(*k.shape[:2], capacity, k.shape[3]) for _ in range(2)]
+            if self.keys is not None:
+                grown[0][:, :, : self.length] = self.keys[:, :, : self.length]
+                grown[1][:, :, : self.length] = self.values[:, :, : self.length]
+            self.keys, self.values = grown
+        self.keys[:, :, self.length : end] = k
+        self.values[:, :, self.length : end] = v
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+# A mask that says "causal": row i may read columns 0 .. i
+CAUSAL = "causal"
 
 
 class Attention(nn.Module):
@@ -100,7 +124,9 @@ class Attention(nn.Module):
         source: torch.Tensor | None = None,
         cache: LayerCache | None = None,
     ) -> torch.Tensor:
-        """``mask`` is a boolean ``(T, S)`` or ``(B, 1, T, S)``, True = may attend."""
+        """``mask`` is a boolean ``(T, S)`` or ``(B, 1, T, S)``, True = may
+        attend; None: all may; :data:`CAUSAL`: each position its own and
+        earlier ones (SDPA's ``is_causal``, without building the mask)."""
         heads = {"pattern": "b t (n d) -> b n t d", "n": self.n_head}
         q = rearrange(self.query(x), **heads)
         k, v = (
@@ -108,12 +134,14 @@ class Attention(nn.Module):
             for part in self.key_value(x if source is None else source).chunk(2, -1)
         )
         if cache is not None:  # prepend what earlier calls have seen
-            if cache.keys is not None:
-                k = torch.cat([cache.keys, k], dim=2)
-                v = torch.cat([cache.values, v], dim=2)
-            cache.keys, cache.values = k, v
+            k, v = cache.append(k, v)
         mixed = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+            q,
+            k,
+            v,
+            attn_mask=None if mask is CAUSAL else mask,
+            is_causal=mask is CAUSAL,
+            dropout_p=self.dropout if self.training else 0.0,
         )
         return self.out(rearrange(mixed, "b n t d -> b t (n d)"))
 
@@ -219,13 +247,18 @@ class Transformer(nn.Module):
         ``(B, S)`` boolean, True for context entries that may be read.
         """
         start = 0 if cache is None else cache[0].length
-        b, t = tokens.shape
+        t = tokens.shape[1]
         self._check(tokens, start + t, mask, context)
         positions = torch.arange(start, start + t, device=tokens.device)
         x = self.drop(self.token_embedding(tokens) + self.position_embedding(positions))
-        allowed = torch.ones(t, start + t, dtype=torch.bool, device=tokens.device).tril(
-            start
-        )  # row i (position start + i) may read columns 0 .. start + i
+        if mask is None and t == 1:
+            allowed = None  # one new token may read every earlier one
+        elif mask is None and start == 0:
+            allowed = CAUSAL  # the fused kernel, no (T, T) mask built
+        else:  # row i (position start + i) may read columns 0 .. start + i
+            allowed = torch.ones(
+                t, start + t, dtype=torch.bool, device=tokens.device
+            ).tril(start)
         layer_allowed = [allowed] * len(self.blocks)
         if mask is not None:
             window = mask[..., start : start + t, : start + t].to(tokens.device)
