@@ -18,7 +18,7 @@ from t2i.models.transformer import Transformer, TransformerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
-from bench_results import comparison_rows, render, speed_ratios
+from bench_results import comparison_rows, figure_text, render, speed_ratios
 
 CPU_RESULTS = ROOT / "book" / "_data" / "benchmarks-cpu.json"
 
@@ -136,6 +136,7 @@ def test_cpu_tables_quote_ratios_and_gpu_tables_absolute_figures_too():
     assert rows[2][-1] == "did not run: not installed"
     header, rows = comparison_rows(comparison, absolute=True)
     assert header[1] == "images/s, median (range)" and rows[0][1] == "11.0 (10.0–12.0)"
+    assert figure_text(_figure([1599.0, 1834.0, 1700.0])) == "1,700 (1,599–1,834)"
 
 
 def _figure(values):

@@ -51,7 +51,7 @@ def figure_text(figure: dict) -> str:
     digits = 0 if value >= 100 else 1 if value >= 10 else 2
     spread = ""
     if figure["repeats"] > 1:
-        spread = f" ({figure['min']:.{digits}f}–{figure['max']:.{digits}f})"
+        spread = f" ({figure['min']:,.{digits}f}–{figure['max']:,.{digits}f})"
     return f"{value:,.{digits}f}{spread}"
 
 
