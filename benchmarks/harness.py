@@ -38,10 +38,6 @@ class Timing:
 
     seconds: list[float] = field(default_factory=list)
 
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
-
     def milliseconds(self) -> dict:
         """Median, min and max of the time per call, in milliseconds."""
         return _spread([1000 * s for s in self.seconds])
