@@ -26,9 +26,17 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo "Open _build/html/index.html in a browser (or: $(PY) -m http.server -d _build/html)"
 
-## make test: unit tests, the book build with warnings as errors, then page and browser tests
-## (Chromium for the browser tests is installed first when it is missing)
-test: $(STAMP)
+## make test: unit tests, the book build with warnings as errors, then page, browser
+## and Colab tests (Chromium for the browser tests is installed first when it is
+## missing, and Colab's ipywidgets 7.7.1 into .colab/site, never into .venv)
+COLAB_SITE := .colab/site
+$(COLAB_SITE)/.installed: | $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps \
+	  --target $(COLAB_SITE) --upgrade ipywidgets==7.7.1 widgetsnbextension==3.6.10 \
+	  jupyterlab-widgets==1.1.11 ipython-genutils==0.2.0
+	touch $@
+
+test: $(STAMP) $(COLAB_SITE)/.installed
 	.ci/ensure-chromium $(VENV)
 	$(PY) -m pytest -m "not book"
 	$(MAKE) book

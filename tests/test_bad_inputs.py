@@ -46,6 +46,16 @@ def cache_is_a_file(tmp_path, monkeypatch):
     cache_dir()
 
 
+def batch_that_does_not_split_over_three_processes():
+    from unittest import mock
+
+    from t2i import distributed
+    from t2i.train import fit
+
+    with mock.patch.object(distributed, "world_size", return_value=3):
+        fit(model(), (torch.zeros(16, 1, 28, 28),), TrainConfig(batch_size=8))
+
+
 # (what the user did, what they ran, error type, what the message must say)
 def taming_checkpoint_of_another_size():
     small = dict(image_size=16, channels=32, multipliers=(1, 2), residual_blocks=1)
@@ -265,6 +275,12 @@ CASES = [
         lambda: sample_diversity(torch.rand(4, 1, 3, 8, 8)),
         ValueError,
         r"expected \(captions, samples >= 2, ...\)",
+    ),
+    (
+        "a batch size that does not split over the torchrun processes",
+        batch_that_does_not_split_over_three_processes,
+        ValueError,
+        r"make batch_size a multiple of 3 \(the batch size is global",
     ),
     (
         "T2I_CACHE pointing at a file",

@@ -201,3 +201,65 @@ def test_dalle_and_dalle_mini_cost_the_same_per_training_step_at_tiny():
             model_.loss(batch)["loss"].backward()
         flops.append(counter.get_total_flops())
     assert abs(flops[0] / flops[1] - 1) < 0.1, flops
+
+
+def test_command_line_trains_the_chapter_1_sweep_under_the_chapters_names(capsys):
+    from t2i.__main__ import AE_LATENT_SIZES, main
+
+    main(["train", "ae", "--scale", "tiny", "--steps", "4"])
+    out = capsys.readouterr().out
+    for latent_dim in AE_LATENT_SIZES:
+        assert f"ae-mnist-z{latent_dim}: 4 steps" in out, latent_dim
+
+
+def test_command_line_trains_the_chapter_2_models_under_the_chapters_names(capsys):
+    from t2i.__main__ import main
+
+    main(["train", "vae", "--scale", "tiny", "--steps", "4"])
+    out = capsys.readouterr().out
+    for name in (
+        "ae-mnist-bin-z2",
+        "vae-mnist-z2",
+        "vae-mnist-z16",
+        "vae-mlp-z2-beta0.1",
+        "vae-mlp-z2-beta16.0",
+        "moons-ae",
+        "moons-vae",
+    ):
+        assert f"{name}: 4 steps" in out, name
+
+
+def test_command_line_trains_what_chapter_8_steers_with(capsys):
+    from t2i.__main__ import main
+
+    main(["train", "vqgan_clip", "--scale", "tiny", "--steps", "4"])
+    out = capsys.readouterr().out
+    for name in ("attribute-judge", "vqgan", "small-clip"):
+        assert f"{name}: 4 steps" in out, name
+
+
+def test_command_line_all_trains_every_chapter_in_order(monkeypatch, capsys):
+    import t2i.__main__ as cli
+
+    called = []
+    for name in cli.TRAINERS:
+        if name != "all":
+            monkeypatch.setitem(
+                cli.TRAINERS,
+                name,
+                lambda scale, steps, name=name: called.append((name, scale, steps)),
+            )
+    cli.main(["train", "all", "--scale", "small", "--steps", "7"])
+    assert called == [
+        (name, "small", 7)
+        for name in (
+            "ae",
+            "vae",
+            "prior",
+            "vqvae2",
+            "vqgan",
+            "dalle",
+            "dalle_mini",
+            "vqgan_clip",
+        )
+    ]

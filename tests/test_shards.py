@@ -83,3 +83,31 @@ def test_loading_into_memory_and_the_errors_that_name_the_fix(tmp_path):
         load_shards(str(tmp_path / "{00000..00009}.tar"), 8)
     with pytest.raises(ValueError, match=r"\(3, H, W\)"):
         write_shards([(torch.zeros(1, 4, 4), "grey")], tmp_path / "bad")
+
+
+def test_the_command_line_trains_dalle_on_shards_and_draws_their_captions(
+    tmp_path, capsys
+):
+    """Shapes-world scenes stand in for web pictures; their captions are
+    tokenized by a vocabulary fitted to them, not shapes world's."""
+    from PIL import Image
+
+    from t2i import shapes
+    from t2i.__main__ import SHARD_SAMPLES, main
+
+    scenes = shapes.make_scenes(64, seed=5)
+    write_shards(zip(scenes.images, scenes.captions), tmp_path / "web", 40)
+    out = tmp_path / "drawn.png"
+    pattern = str(tmp_path / "web" / "{00000..00001}.tar")
+    main(["train", "dalle", "--shards", pattern, "--steps", "4", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "56 captioned pictures" in printed and "8 kept out" in printed
+    assert "dvae-shards: 4 steps" in printed and "dalle-shards: 4 steps" in printed
+    picture = Image.open(out)
+    # rows of (real, drawn) pictures, 32 px at tiny, enlarged 4 times
+    assert picture.size == (4 * (2 * 32 + 2), 4 * (SHARD_SAMPLES * 34 - 2))
+    assert f"row 1: {scenes.captions[56]}" in printed  # not trained on
+    with pytest.raises(SystemExit):
+        main(["train", "vqgan", "--shards", pattern])
+    with pytest.raises(ValueError, match="more than the 8 kept out"):
+        main(["train", "dalle", "--shards", pattern, "--limit", "0", "--steps", "4"])

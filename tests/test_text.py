@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from t2i import shapes, text
-from t2i.text import CaptionTokenizer
+from t2i.text import CaptionTokenizer, fitted_tokenizer, frequent_pieces
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,22 @@ def test_a_fitted_tokenizer_fits_the_longest_caption():
     assert text.fitted_tokenizer([["a red circle", ""]]).text_length == 3
     with pytest.raises(TypeError, match="list"):
         text.fitted_tokenizer(["a red circle"])  # captions must come in a list
+
+
+def test_a_tokenizer_fitted_to_other_captions_keeps_their_most_used_pieces():
+    captions = [
+        "a photo of a dog on the beach",
+        "a dog running on grass",
+        "the skyline of a city at night",
+    ]
+    pieces = frequent_pieces(captions, 4)
+    assert "a</w>" in pieces and "dog</w>" in pieces  # used 4 and 2 times
+    assert len(pieces) == 4 and list(pieces) == sorted(pieces)
+    tokenizer = fitted_tokenizer([captions], max_pieces=4, max_length=5)
+    assert tokenizer.text_length == 5 and tokenizer.unknown_id == 4
+    row = tokenizer.encode(["a dog at night under the moon"], truncate=True)[0]
+    assert tokenizer.decode(row[None]) == ["a dog <unknown> <unknown> <unknown>"]
+    with pytest.raises(ValueError, match="text_length is 5"):
+        tokenizer.encode(["a dog at night under the moon"])
+    with pytest.raises(ValueError, match="max_pieces must be >= 1"):
+        frequent_pieces(captions, 0)

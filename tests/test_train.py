@@ -169,3 +169,21 @@ def test_bad_training_settings_name_the_field():
     ):
         with pytest.raises(ValueError, match=f"TrainConfig.{field}"):
             TrainConfig(**{field: value})
+
+
+def test_bf16_autocast_only_where_the_gpu_computes_in_bf16(monkeypatch):
+    """Colab's T4 has no bf16 units: it trains in float32, not in emulation."""
+    from t2i.train import bf16_native
+
+    asked = []
+
+    def supported(including_emulation=True):
+        asked.append(including_emulation)
+        return including_emulation  # a T4: only with emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    assert not bf16_native(torch.device("cuda"))
+    assert asked == [False]
+    assert not bf16_native(torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda **_: True)  # an A100
+    assert bf16_native(torch.device("cuda"))

@@ -1,25 +1,34 @@
 """Command line: train (or fetch from the cache) the book's models without a notebook.
 
-    python -m t2i train ae --scale small --latent-dim 2
+    python -m t2i train ae --scale small          # chapter 1: latent sizes 2 to 32
+    python -m t2i train vae --scale small         # chapter 2: AE, VAEs, beta sweep, moons
     python -m t2i train prior --scale small       # chapter 3: VQ-VAE, then its PixelCNN
     python -m t2i train vqvae2 --scale small      # chapter 4: judge, VQ-VAE-2, its priors
     python -m t2i train vqgan --scale small       # chapter 5: VQGAN, its two priors
     python -m t2i train dalle --scale small       # chapter 6: dVAE, DALL·E, small CLIP
+    python -m t2i train dalle --scale full --shards "cc3m/{00000..00331}.tar"
     python -m t2i train dalle_mini --scale small  # chapter 7: the encoder-decoder
+    python -m t2i train vqgan_clip --scale small  # chapter 8: VQGAN and small CLIP
+    python -m t2i train all --scale small         # every chapter's models, in order
     python -m t2i steer "a big red circle on the left" --out circle.png  # chapter 8
     python -m t2i steer "an oil painting of a lighthouse" --pretrained --out l.png
 
 Useful on a GPU machine: train at ``small`` or ``full`` once, and every chapter
-run with the same ``T2I_CACHE`` loads the result.
+run with the same ``T2I_CACHE`` loads the result. On several GPUs the same
+command runs data-parallel under torchrun (rank 0 writes the cache):
+
+    torchrun --standalone --nproc_per_node 4 -m t2i train vqgan --scale full
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 
 import torch
 
-from . import configs, data, sequences, shapes
+from . import configs, data, distributed, sequences, shapes
 from .cache import get_or_train, run_dir, weights_fingerprint
 from .models.ae import AutoEncoder
 from .models.judge import AttributeJudge
@@ -36,17 +45,56 @@ def _steps(steps: int | None) -> dict:
     return {} if steps is None else {"steps": steps}
 
 
-def train_autoencoder(scale: str, latent_dim: int, steps: int | None = None) -> None:
-    experiment = configs.autoencoder(scale, latent_dim=latent_dim, **_steps(steps))
-    train_set = data.load(experiment.data, "train")
-    test_set = data.load(experiment.data, "test")
-    name = f"ae-mnist-z{latent_dim}"
-    model, _ = get_or_train(
-        name, experiment, AutoEncoder, train_set, eval_data=test_set
-    )
-    print(f"{name}: test MSE {evaluate(model, test_set)['loss']:.4f}")
-    folder = run_dir(name, experiment, train_set, test_set)
-    print(f"weights: {folder / 'model.safetensors'}")
+AE_LATENT_SIZES = (2, 4, 8, 16, 32)  # chapter 1's sweep
+VAE_BETAS = (0.1, 0.5, 1.0, 4.0, 16.0)  # chapter 2's beta slider
+
+
+def train_autoencoder(
+    scale: str, latent_dims: tuple[int, ...] = AE_LATENT_SIZES, steps: int | None = None
+) -> None:
+    """Chapter 1's autoencoders, one per latent size, under the chapter's names."""
+    data_config = configs.autoencoder(scale).data  # one data set for every size
+    train_set = data.load(data_config, "train")
+    test_set = data.load(data_config, "test")
+    for latent_dim in latent_dims:
+        experiment = configs.autoencoder(scale, latent_dim=latent_dim, **_steps(steps))
+        name = f"ae-mnist-z{latent_dim}"
+        model, _ = get_or_train(
+            name, experiment, AutoEncoder, train_set, eval_data=test_set
+        )
+        print(f"{name}: test MSE {evaluate(model, test_set)['loss']:.4f}")
+        folder = run_dir(name, experiment, train_set, test_set)
+        print(f"weights: {folder / 'model.safetensors'}")
+
+
+def train_vae(scale: str, steps: int | None = None) -> None:
+    """Chapter 2's models under the chapter's cache names: the AE on binarised
+    digits, the conv VAEs with 2-D and 16-D codes, the MLP VAEs of the beta
+    slider, and the AE and VAE of the moon demo."""
+    from .models.vae import VAE
+
+    vae_exp = configs.vae(scale, latent_dim=2, **_steps(steps))
+    train_set = data.load(vae_exp.data, "train")
+    test_set = data.load(vae_exp.data, "test")
+    ae_exp = configs.autoencoder(scale, latent_dim=2, binarize=True, **_steps(steps))
+    runs = [
+        ("ae-mnist-bin-z2", ae_exp, AutoEncoder),
+        ("vae-mnist-z2", vae_exp, VAE),
+        ("vae-mnist-z16", configs.vae(scale, latent_dim=16, **_steps(steps)), VAE),
+    ]
+    for beta in VAE_BETAS:
+        exp = configs.vae(scale, latent_dim=2, body="mlp", beta=beta, **_steps(steps))
+        runs.append((f"vae-mlp-z2-beta{beta}", exp, VAE))
+    for name, experiment, build in runs:
+        model, _ = get_or_train(name, experiment, build, train_set, eval_data=test_set)
+        print(f"{name}: test loss {evaluate(model, test_set)['loss']:.4f}")
+    moons = {
+        name: configs.moons(scale, model=name, **_steps(steps))
+        for name in ("ae", "vae")
+    }
+    moons_train = data.load(moons["vae"].data, "train")
+    get_or_train("moons-ae", moons["ae"], AutoEncoder, moons_train)
+    get_or_train("moons-vae", moons["vae"], VAE, moons_train)
 
 
 def train_vqvae(scale: str, with_prior: bool, steps: int | None = None) -> None:
@@ -170,19 +218,11 @@ def train_vqgan(scale: str, steps: int | None = None) -> None:
     get_or_train("vqgan-segmentation-prior", prior_exp, Transformer, (windows,))
 
 
-def train_dalle(scale: str, steps: int | None = None) -> None:
-    """Chapter 6's models under the chapter's cache names: the dVAE, the
-    transformer over caption tokens and codes, and the small CLIP."""
-    from .models.clip import SmallClip, clip_data
+def _train_dalle(name, scale, dvae_exp, dvae, tokenizer, text, images, steps):
+    """Chapter 6's transformer over caption tokens ``text`` and the dVAE's
+    codes of ``images``, cached as ``name``."""
     from .models.dalle import Dalle
-    from .models.dvae import DVAE
-    from .text import fitted_tokenizer
 
-    dvae_exp = configs.dvae(scale, **_steps(steps))
-    world = data.load_scenes(dvae_exp.data, "train")
-    dvae, _ = get_or_train("dvae", dvae_exp, DVAE, (world.images,))
-    splits = [data.load_scenes(dvae_exp.data, s) for s in ("test", "held_out")]
-    tokenizer = fitted_tokenizer([world, *splits])
     dalle_exp = configs.dalle(
         scale,
         dvae_exp,
@@ -191,10 +231,24 @@ def train_dalle(scale: str, steps: int | None = None) -> None:
         tokenizer.text_length,
         **_steps(steps),
     )
-    tokens = Dalle(dalle_exp.model).sequences(
-        tokenizer.encode(world.captions), dvae.codes(world.images)
-    )
-    get_or_train("dalle", dalle_exp, Dalle, (tokens,))
+    tokens = Dalle(dalle_exp.model).sequences(text, dvae.codes(images))
+    return get_or_train(name, dalle_exp, Dalle, (tokens,))[0]
+
+
+def train_dalle(scale: str, steps: int | None = None) -> None:
+    """Chapter 6's models under the chapter's cache names: the dVAE, the
+    transformer over caption tokens and codes, and the small CLIP."""
+    from .models.clip import SmallClip, clip_data
+    from .models.dvae import DVAE
+    from .text import fitted_tokenizer
+
+    dvae_exp = configs.dvae(scale, **_steps(steps))
+    world = data.load_scenes(dvae_exp.data, "train")
+    dvae, _ = get_or_train("dvae", dvae_exp, DVAE, (world.images,))
+    splits = [data.load_scenes(dvae_exp.data, s) for s in ("test", "held_out")]
+    tokenizer = fitted_tokenizer([world, *splits])
+    text = tokenizer.encode(world.captions)
+    _train_dalle("dalle", scale, dvae_exp, dvae, tokenizer, text, world.images, steps)
     clip_exp = configs.small_clip(scale, tokenizer, **_steps(steps))
     get_or_train(
         "small-clip",
@@ -202,6 +256,85 @@ def train_dalle(scale: str, steps: int | None = None) -> None:
         SmallClip,
         clip_data(world, tokenizer, **configs.clip_data_options(scale)),
     )
+
+
+SHARD_PIECES = 8192  # the vocabulary of a tokenizer fitted to web captions
+SHARD_TEXT_LENGTH = 64  # longer captions are cut (DALL·E cut at 256 tokens)
+SHARD_SAMPLES = 8  # captions drawn into the PNG after training
+
+
+def train_dalle_on_shards(
+    scale: str,
+    pattern: str,
+    limit: int | None = None,
+    steps: int | None = None,
+    out: str = "dalle_shards.png",
+) -> None:
+    """Chapter 6's dVAE and transformer on captioned pictures from webdataset
+    shards (img2dataset's layout), with a tokenizer fitted to their captions.
+
+    The first ``limit`` samples train (without a limit, all but the last
+    ``SHARD_SAMPLES``); the ``SHARD_SAMPLES`` read after them are kept out of
+    training and drawn from their captions, beside their real pictures, into ``out``. Everything is held in
+    memory (N x 3 x s x s floats): at 64 x 64, 100,000 pictures take 4.9 GB."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from .models.dvae import DVAE
+    from .shards import load_shards
+    from .text import fitted_tokenizer
+    from .viz import tile
+
+    base = configs.dvae(scale, output_offset=0.5, **_steps(steps))
+    size = base.model.image_size
+    wanted = None if limit is None else limit + SHARD_SAMPLES
+    pictures, captions = load_shards(pattern, image_size=size, limit=wanted)
+    if len(captions) <= SHARD_SAMPLES:
+        raise ValueError(
+            f"the shards {pattern!r} hold {len(captions)} samples; training needs "
+            f"more than the {SHARD_SAMPLES} kept out to be drawn"
+        )
+    kept = SHARD_SAMPLES  # the last samples read
+    pictures, held_pictures = pictures[:-kept], pictures[-kept:]
+    captions, held_captions = captions[:-kept], captions[-kept:]
+    print(
+        f"{len(captions):,} captioned pictures from {pattern} to train on "
+        f"({size} x {size}), {kept} kept out to be drawn"
+    )
+    dvae_exp = replace(
+        base,
+        data=data.DataConfig(name="shards", image_size=size),
+        source=f"shards {pattern} limit {limit}",
+    )
+    dvae, _ = get_or_train("dvae-shards", dvae_exp, DVAE, (pictures,))
+    tokenizer = fitted_tokenizer(
+        [captions], max_pieces=SHARD_PIECES, max_length=SHARD_TEXT_LENGTH
+    )
+    print(tokenizer)
+    text = tokenizer.encode(captions, truncate=True)
+    dalle = _train_dalle(
+        "dalle-shards", scale, dvae_exp, dvae, tokenizer, text, pictures, steps
+    )
+    if not distributed.is_main():
+        return
+    grids = dalle.generate(
+        tokenizer.encode(held_captions, truncate=True),
+        generator=torch.Generator().manual_seed(0),
+    )
+    drawn = dvae.decode_indices(grids).clamp(0, 1)
+    rows = torch.stack([held_pictures, drawn], 1).flatten(0, 1)  # real, drawn
+    zoom = max(1, 128 // size)
+    picture = Image.fromarray(tile(rows, ncols=2, pad=2))
+    picture.resize((picture.width * zoom, picture.height * zoom), Image.NEAREST).save(
+        out
+    )
+    print(
+        f"{out}: captions not trained on; left their real picture, right the "
+        f"picture drawn for the caption"
+    )
+    for i, caption in enumerate(held_captions):
+        print(f"  row {i + 1}: {caption}")
 
 
 def train_dalle_mini(scale: str, steps: int | None = None) -> None:
@@ -222,18 +355,18 @@ def train_dalle_mini(scale: str, steps: int | None = None) -> None:
     )
 
 
-def _book_pair(scale: str):
+def _book_pair(scale: str, steps: int | None = None):
     """Chapter 8's models at ``scale``: the judged VQGAN and the small CLIP
     (trained first if missing), as ``(gan, encode_images, encode_texts)``."""
     from .models.clip import SmallClip, clip_data
     from .text import fitted_tokenizer
 
-    gan_exp, gan, world = _judged_vqgan(scale, None)
+    gan_exp, gan, world = _judged_vqgan(scale, steps)
     splits = [data.load_scenes(gan_exp.data, s) for s in ("test", "held_out")]
     tokenizer = fitted_tokenizer([world, *splits])
     clip, _ = get_or_train(
         "small-clip",
-        configs.small_clip(scale, tokenizer),
+        configs.small_clip(scale, tokenizer, **_steps(steps)),
         SmallClip,
         clip_data(world, tokenizer, **configs.clip_data_options(scale)),
     )
@@ -284,6 +417,43 @@ def steer_caption(
     print(f"{out}: {config.steps} steps in {history['seconds']:.0f} s")
 
 
+def train_vqgan_clip(scale: str, steps: int | None = None) -> None:
+    """What chapter 8 steers with: the judged VQGAN and the small CLIP."""
+    _book_pair(scale, steps)
+    print("vqgan and small-clip are in the cache: python -m t2i steer CAPTION")
+
+
+def train_vqvae_only(scale: str, steps: int | None = None) -> None:
+    train_vqvae(scale, with_prior=False, steps=steps)
+
+
+def train_prior(scale: str, steps: int | None = None) -> None:
+    train_vqvae(scale, with_prior=True, steps=steps)
+
+
+def train_all(scale: str, steps: int | None = None) -> None:
+    """Every chapter's models, chapter by chapter."""
+    for name, train in TRAINERS.items():
+        if name not in ("all", "vqvae"):  # "prior" trains the VQ-VAE too
+            print(f"== {name}")
+            train(scale, steps=steps)
+
+
+# command-line name -> what it trains (chapter order)
+TRAINERS = {
+    "ae": train_autoencoder,
+    "vae": train_vae,
+    "vqvae": train_vqvae_only,
+    "prior": train_prior,
+    "vqvae2": train_vqvae2,
+    "vqgan": train_vqgan,
+    "dalle": train_dalle,
+    "dalle_mini": train_dalle_mini,
+    "vqgan_clip": train_vqgan_clip,
+    "all": train_all,
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m t2i", description=__doc__.splitlines()[0]
@@ -292,17 +462,46 @@ def main(argv: list[str] | None = None) -> None:
     train = commands.add_parser("train", help="train a model of the book (cached)")
     train.add_argument(
         "model",
-        choices=["ae", "vqvae", "prior", "vqvae2", "vqgan", "dalle", "dalle_mini"],
-        help="ae (chapter 1), vqvae or prior (chapter 3: the VQ-VAE and its "
-        "PixelCNN), vqvae2 (chapter 4: the judge, VQ-VAE-2, priors, one-level "
-        "model), vqgan (chapter 5: VQGAN, VQ-VAE baseline, the two priors), dalle "
-        "(chapter 6: dVAE, transformer, small CLIP), dalle_mini (chapter 7: the "
-        "encoder-decoder on the VQGAN's codes)",
+        choices=list(TRAINERS),
+        help="ae (chapter 1), vae (chapter 2), vqvae or prior (chapter 3: the "
+        "VQ-VAE and its PixelCNN), vqvae2 (chapter 4: the judge, VQ-VAE-2, priors, "
+        "one-level model), vqgan (chapter 5: VQGAN, VQ-VAE baseline, the two "
+        "priors), dalle (chapter 6: dVAE, transformer, small CLIP), dalle_mini "
+        "(chapter 7: the encoder-decoder on the VQGAN's codes), vqgan_clip "
+        "(chapter 8: the VQGAN and small CLIP it steers with), all",
     )
     train.add_argument("--scale", default="tiny", choices=configs.SCALES)
-    train.add_argument("--latent-dim", type=int, default=2, help="ae only")
+    train.add_argument(
+        "--latent-dim",
+        type=int,
+        nargs="+",
+        default=AE_LATENT_SIZES,
+        help="ae only: the latent sizes to train (default: the chapter's)",
+    )
     train.add_argument(
         "--steps", type=int, default=None, help="override the scale's training steps"
+    )
+    train.add_argument(
+        "--shards",
+        metavar="PATTERN",
+        help="dalle only: train on webdataset shards (.jpg + .txt per sample), "
+        "e.g. 'cc3m/{00000..00331}.tar' or an https:// pattern",
+    )
+    train.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="with --shards: use the first LIMIT samples (they are held in memory)",
+    )
+    train.add_argument(
+        "--out",
+        default="dalle_shards.png",
+        help="with --shards: the PNG of drawn captions written after training",
+    )
+    train.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile every model's loss (GPU; the cache key is unchanged)",
     )
     steer = commands.add_parser(
         "steer", help="chapter 8: draw a caption with VQGAN-CLIP (no training)"
@@ -318,19 +517,34 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.command == "steer":
+        if distributed.launched_by_torchrun():
+            parser.error(
+                "steer draws one picture in one process; run it without torchrun"
+            )
         steer_caption(args.caption, args.scale, args.out, args.steps, args.pretrained)
-    elif args.model == "ae":
-        train_autoencoder(args.scale, args.latent_dim, args.steps)
-    elif args.model == "vqvae2":
-        train_vqvae2(args.scale, args.steps)
-    elif args.model == "vqgan":
-        train_vqgan(args.scale, args.steps)
-    elif args.model == "dalle":
-        train_dalle(args.scale, args.steps)
-    elif args.model == "dalle_mini":
-        train_dalle_mini(args.scale, args.steps)
-    else:
-        train_vqvae(args.scale, with_prior=args.model == "prior", steps=args.steps)
+        return
+    if args.compile:
+        os.environ["T2I_COMPILE"] = "1"
+    distributed.init_from_env()  # under torchrun: join the other processes
+    # one process speaks: the others' output would repeat rank 0's
+    with contextlib.ExitStack() as stack:
+        if not distributed.is_main():
+            stack.enter_context(
+                contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w")))
+            )
+        try:
+            if args.shards is not None:
+                if args.model != "dalle":
+                    parser.error("--shards trains chapter 6's models: use train dalle")
+                train_dalle_on_shards(
+                    args.scale, args.shards, args.limit, args.steps, args.out
+                )
+            elif args.model == "ae":
+                train_autoencoder(args.scale, tuple(args.latent_dim), args.steps)
+            else:
+                TRAINERS[args.model](args.scale, steps=args.steps)
+        finally:
+            distributed.close()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
+from . import distributed
 from .checkpoints import atomic_write_text, load_weights, save_weights
 from .env import cache_dir, seed_everything
 from .train import fit
@@ -111,35 +112,49 @@ def get_or_train(
     key with the data's fingerprint, so changing any setting or any training
     example trains a new model. The model comes back on the CPU in eval mode,
     whether it was trained or loaded.
+
+    Under torchrun every process calls this with the same arguments: rank 0
+    looks in the cache and the others follow its answer (a loaded model
+    reaches them from rank 0, so only rank 0 needs the cache folder), all of
+    them train together, and only rank 0 writes.
     """
     fingerprints = _fingerprints(data, eval_data)
     folder = _folder(name, config, fingerprints)
     weights, history_file = folder / "model.safetensors", folder / "history.json"
     timing = folder / "training.json"  # how long the training took, for the footer
+    main = distributed.is_main()
     seed_everything(config.train.seed)
     model = build(config.model)
-    if weights.exists() and history_file.exists():
+    cached = None  # (history, seconds) of a usable cached copy, read by rank 0
+    if main and weights.exists() and history_file.exists():
         try:
             load_weights(model, weights)
             print(f"{name}: loaded from the cache ({folder.name})")
             seconds = (
                 json.loads(timing.read_text())["seconds"] if timing.exists() else None
             )
-            SESSION["loaded"][name] = seconds
-            return model.eval(), json.loads(history_file.read_text())
+            cached = json.loads(history_file.read_text()), seconds
         except Exception as error:
             print(f"{name}: cached weights unusable ({error}); training again")
             seed_everything(config.train.seed)
             model = build(config.model)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        json.dumps(
-            {"experiment": config_dict(config), "sha256": fingerprints},
-            indent=2,
-            default=str,
-        ),
-        folder / "config.json",
-    )
+    cached = distributed.broadcast_object(cached)
+    if cached is not None:
+        state = distributed.broadcast_object(model.state_dict() if main else None)
+        if not main:
+            model.load_state_dict(state)
+        SESSION["loaded"][name] = cached[1]
+        return model.eval(), cached[0]
+    if main:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(
+            json.dumps(
+                {"experiment": config_dict(config), "sha256": fingerprints},
+                indent=2,
+                default=str,
+            ),
+            folder / "config.json",
+        )
     started = time.perf_counter()
     history = fit(
         model,
@@ -150,10 +165,11 @@ def get_or_train(
         desc=name,
     )
     seconds = time.perf_counter() - started  # of this run only, if it resumed
-    save_weights(model, weights)
-    atomic_write_text(json.dumps(history), history_file)
-    atomic_write_text(json.dumps({"seconds": round(seconds, 1)}), timing)
-    (folder / "resume.pt").unlink(missing_ok=True)
+    if main:
+        save_weights(model, weights)
+        atomic_write_text(json.dumps(history), history_file)
+        atomic_write_text(json.dumps({"seconds": round(seconds, 1)}), timing)
+        (folder / "resume.pt").unlink(missing_ok=True)
     SESSION["trained"][name] = seconds
     # returned exactly like a cached model (on the CPU, in the usual memory
     # layout), so a chapter computes the same numbers whether it trained or

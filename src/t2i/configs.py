@@ -5,11 +5,12 @@ scale     hardware                               data
 ========  =====================================  ==============================
 tiny      a laptop CPU, offline (the website)    shipped or procedural samples
 small     one GPU (Colab T4 and up)              full MNIST, CIFAR-10
-full      one GPU for hours (longer schedules)   full MNIST, CIFAR-10
+full      GPUs for hours (longer schedules)      full MNIST, CIFAR-10
 ========  =====================================  ==============================
 
-``full`` runs in the same single-process loop as the others; data-parallel
-training over several GPUs is not there yet.
+Every scale runs in the same loop; launched by ``torchrun`` it trains
+data-parallel over several GPUs (:mod:`t2i.distributed`), with the same
+global batch sizes as here.
 
 Each chapter sets ``SCALE`` in its parameters cell and asks this module for
 its experiment, e.g. ``configs.autoencoder(SCALE, latent_dim=2)``.
@@ -819,8 +820,14 @@ def dvae(scale: str, **overrides: Any) -> Experiment:
         model=DVAEConfig(
             in_channels=3,
             image_size=data.image_size,
-            output_offset=0.85,
-            **(shape | schedule | {"sigma": 0.05} | model_overrides),
+            # shapes world's grey background; other pictures may override it
+            **(
+                {"output_offset": 0.85}
+                | shape
+                | schedule
+                | {"sigma": 0.05}
+                | model_overrides
+            ),
         ),
         train=replace(train, **train_overrides),
         data=data,

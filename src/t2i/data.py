@@ -17,7 +17,10 @@ segmentation maps and captions. Its splits are "train" (10,000 scenes unless
 limited by ``n_test``), drawn at ``image_size`` (32 unless set).
 
 For larger scales: CIFAR-10 and STL-10 (96 x 96 photos, resized to
-``image_size``, 64 unless set) through torchvision, downloaded once.
+``image_size``, 64 unless set) through torchvision, downloaded once; and
+captioned pictures from webdataset shards ("shards", read by
+:func:`t2i.shards.load_shards`, whose pattern the command line records in
+the experiment).
 """
 
 from __future__ import annotations
@@ -32,14 +35,15 @@ from urllib.error import URLError
 import numpy as np
 import torch
 
-from . import shapes
+from . import distributed, shapes
 from .env import data_dir
 from .validate import check_sizes
 
-NAMES = ("mnist", "cifar10", "moons", "shapes", "stl10")
+NAMES = ("mnist", "cifar10", "moons", "shapes", "stl10", "shards")
 SOURCES = ("auto", "torchvision", "sample")
 SAMPLE_TRAIN = 4000  # of the 5,000 shipped digits; the other 1,000 are the test split
-IMAGE_SIZES = {"shapes": 32, "stl10": 64}  # the default image_size of each
+# the default image_size of each
+IMAGE_SIZES = {"shapes": 32, "stl10": 64, "shards": 64}
 SHAPES_SIZES = {"train": 10_000, "test": 2000, "held_out": 1000}  # scenes per split
 
 
@@ -204,6 +208,11 @@ def load(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if config.name == "shapes":
         scenes = load_scenes(config, split)
         return scenes.images, scenes.attributes
+    if config.name == "shards":
+        raise ValueError(
+            "shards have no fixed location: read them with "
+            "t2i.shards.load_shards(pattern, image_size=...)"
+        )
     if split not in ("train", "test"):
         raise ValueError(
             f"unknown split {split!r} for {config.name}; use 'train' or 'test' "
@@ -213,12 +222,13 @@ def load(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if config.name == "moons":
         seed = 0 if split == "train" else 1
         return moon_dataset(limit or 2000, config.phase_ranges, seed=seed)
-    if config.name == "cifar10":
-        images, labels = load_cifar10(split)
-        return images[:limit], labels[:limit]
-    if config.name == "stl10":
-        return load_stl10(split, size=config.size, limit=limit)
-    images, labels = load_mnist(split, config.source, limit=limit)
+    with distributed.rank_zero_first():  # under torchrun, one process downloads
+        if config.name == "cifar10":
+            images, labels = load_cifar10(split)
+            return images[:limit], labels[:limit]
+        if config.name == "stl10":
+            return load_stl10(split, size=config.size, limit=limit)
+        images, labels = load_mnist(split, config.source, limit=limit)
     return (
         binarize(images, seed=0 if split == "train" else 1)
         if config.binarize

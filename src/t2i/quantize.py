@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from . import distributed
 from .validate import check_non_negative, check_probability, check_sizes
 
 
@@ -149,14 +150,16 @@ class VectorQuantizer(nn.Module):
 
         if self.training:
             with torch.no_grad():
+                # under torchrun: the counts of the whole batch, over all processes
+                total_counts = distributed.all_reduce_sum(counts.clone())
                 self.usage.mul_(self.config.decay).add_(
-                    counts, alpha=1 - self.config.decay
+                    total_counts, alpha=1 - self.config.decay
                 )
                 if self.config.ema:
                     sums = torch.zeros_like(self.codebook).index_add_(
                         0, indices, flat.detach()
                     )  # per code, the sum of the vectors assigned to it
-                    self._ema_update(counts, sums)
+                    self._ema_update(total_counts, distributed.all_reduce_sum(sums))
 
         commitment = F.mse_loss(flat, codes.detach())
         if self.config.ema:
@@ -196,6 +199,7 @@ class VectorQuantizer(nn.Module):
         else:
             pick = torch.randint(len(flat), (len(dead),), device=flat.device)
         chosen = flat[pick]
+        distributed.broadcast_tensors([chosen])  # rank 0's picks, on every process
         self.codebook.data[dead] = chosen
         # a fresh code gets restart_grace of usage: time to win data before it is judged
         self.usage[dead] = self.config.restart_grace

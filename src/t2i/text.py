@@ -22,6 +22,11 @@ Two layouts of the same pieces:
   transformer is causal and reads the caption off the end token, so the
   padding after it is never seen; any id would do, and we reuse ``pad 0``.
 
+For captions from outside shapes world (web captions in webdataset shards,
+:mod:`t2i.shards`), :func:`fitted_tokenizer` with ``max_pieces`` keeps the
+pieces those captions use most instead, and ``max_length`` cuts the long
+ones (DALL·E cut its captions at 256 tokens).
+
 A word with a piece outside the compact vocabulary becomes ONE unknown token,
 however many BPE pieces it has: "magenta" and "hexagon" each count as one
 token, so a caption's length in tokens never depends on how rare its unknown
@@ -108,15 +113,16 @@ def _check_captions(captions) -> list[str]:
 
 
 class CaptionTokenizer:
-    """Shapes-world captions to ids of the compact BPE vocabulary, and back."""
+    """Captions to ids of a compact BPE vocabulary, and back: shapes world's
+    pieces unless ``pieces`` (sorted BPE pieces) says otherwise."""
 
-    def __init__(self, text_length: int):
+    def __init__(self, text_length: int, pieces: tuple[str, ...] | None = None):
         if not isinstance(text_length, int) or isinstance(text_length, bool):
             raise TypeError(f"text_length must be an int, got {text_length!r}")
         if text_length < 1:
             raise ValueError(f"text_length must be >= 1, got {text_length}")
         self.text_length = text_length
-        pieces = compact_pieces()
+        pieces = compact_pieces() if pieces is None else tuple(pieces)
         self.unknown_id = len(pieces)
         self.start_id = self.unknown_id + 1
         self.end_id = self.unknown_id + 2
@@ -178,15 +184,19 @@ class CaptionTokenizer:
 
     # ---------------------------------------------------------------- layouts
 
-    def encode(self, captions: list[str]) -> torch.Tensor:
+    def encode(self, captions: list[str], truncate: bool = False) -> torch.Tensor:
         """DALL·E's layout, ``(N, text_length)`` long: pieces, then the pad of
-        each position left (no start or end). An empty caption is all pads."""
+        each position left (no start or end). An empty caption is all pads.
+        A caption too long is an error, or with ``truncate`` cut to fit."""
         pads = list(range(self.first_pad_id, self.vocab_size))
         rows = []
         for caption in _check_captions(captions):
-            ids = self._checked_ids(
-                caption, self.text_length, f"text_length is {self.text_length}"
-            )
+            if truncate:
+                ids = self.ids(caption)[: self.text_length]
+            else:
+                ids = self._checked_ids(
+                    caption, self.text_length, f"text_length is {self.text_length}"
+                )
             rows.append(ids + pads[len(ids) :])
         return torch.tensor(rows, dtype=torch.long).reshape(-1, self.text_length)
 
@@ -248,15 +258,21 @@ class CaptionTokenizer:
         return texts
 
 
-def fitted_tokenizer(collections) -> CaptionTokenizer:
+def fitted_tokenizer(
+    collections, max_pieces: int | None = None, max_length: int | None = None
+) -> CaptionTokenizer:
     """A tokenizer whose text_length is the longest caption in ``collections``
     (Scenes, or lists of captions): no text position is padding everywhere.
 
     At 32 px the longest over the train, test and held-out splits is 34
     tokens, the most any shapes-world caption can have (style 2, three
     objects, two-word positions, "with stripes" or "with dots").
+
+    For other captions: ``max_pieces`` builds the vocabulary from the
+    captions themselves, their most frequent BPE pieces (the rest becomes
+    the unknown token); ``max_length`` caps text_length (encode longer
+    captions with ``truncate=True``).
     """
-    counter = CaptionTokenizer(1)  # its ids do not depend on text_length
     captions = [
         caption
         for collection in collections
@@ -264,4 +280,23 @@ def fitted_tokenizer(collections) -> CaptionTokenizer:
     ]
     if not captions:
         raise ValueError("fitted_tokenizer needs at least one caption")
-    return CaptionTokenizer(max(1, max(len(counter.ids(c)) for c in captions)))
+    pieces = None if max_pieces is None else frequent_pieces(captions, max_pieces)
+    counter = CaptionTokenizer(1, pieces)  # its ids do not depend on text_length
+    longest = max(1, max(len(counter.ids(c)) for c in captions))
+    return CaptionTokenizer(
+        longest if max_length is None else min(longest, max_length), pieces
+    )
+
+
+def frequent_pieces(captions: list[str], count: int) -> tuple[str, ...]:
+    """The ``count`` BPE pieces used most in ``captions`` (ties by the piece),
+    sorted: the vocabulary of a tokenizer for captions from anywhere."""
+    if count < 1:
+        raise ValueError(f"max_pieces must be >= 1, got {count}")
+    uses: dict[str, int] = {}
+    for caption in captions:
+        for word in _words(caption):
+            for piece in _bpe_pieces(word):
+                uses[piece] = uses.get(piece, 0) + 1
+    ranked = sorted(uses, key=lambda piece: (-uses[piece], piece))
+    return tuple(sorted(ranked[:count]))

@@ -21,15 +21,24 @@ The contract, kept small on purpose (minGPT's trainer is the model):
   same path resumes from the last one exactly as if it had never stopped.
 
 What ``fit`` adds around the loop: device choice (cuda, mps, cpu), bf16
-autocast on cuda, channels-last memory layout for convolutions, optional
-``torch.compile``, gradient clipping, a cosine
-learning-rate decay, a progress bar, and a stop with a clear message when the
+autocast (on GPUs with native bf16) and fused AdamW on cuda, channels-last memory layout for
+convolutions, optional ``torch.compile`` (``compile=True`` or
+``T2I_COMPILE=1``), gradient clipping, a cosine learning-rate decay, a
+progress bar with the throughput, and a stop with a clear message when the
 loss stops being a finite number.
+
+Launched by ``torchrun``, the same loop trains data-parallel: each process
+takes its slice of every batch and the gradients are averaged over the
+processes before each optimiser step (:mod:`t2i.distributed` says how), so
+N processes take the steps one process would take on the whole batch.
+``batch_size`` stays the global batch. Only rank 0 prints and writes the
+checkpoint; a killed run resumes on any number of processes.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import textwrap
 import time
@@ -40,6 +49,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import distributed
 from .checkpoints import atomic_torch_save, read_checkpoint
 from .env import is_book_build, pick_device
 from .validate import check_non_negative, check_positive, check_sizes
@@ -57,7 +67,9 @@ class TrainConfig:
     cosine_decay: bool = True  # decay lr to 10% over the run
     seed: int = 0
     device: str = "auto"
-    compile: bool = False  # torch.compile the model (worth it on a GPU only)
+    # torch.compile the loss (worth it on a GPU only; T2I_COMPILE=1 turns it on
+    # without changing the config, and so without changing the cache key)
+    compile: bool = False
     log_every: int = 50  # steps averaged into one history point
     eval_every: int = 0  # 0: evaluate only at the end (if eval data is given)
     checkpoint_every: int = 500  # a multiple of log_every, so a resume loses no log
@@ -157,7 +169,7 @@ class Progress:
     def __init__(self, total: int, initial: int, desc: str, start: float):
         self.desc, self.total, self.start = desc, total, start
         self.bar = None
-        if not is_book_build():
+        if not is_book_build() and distributed.is_main():
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True)
@@ -174,7 +186,7 @@ class Progress:
         """Close the bar; print ``summary`` and its time, then ``details`` wrapped."""
         if self.bar is not None:
             self.bar.close()
-        if summary is not None:
+        if summary is not None and distributed.is_main():
             seconds = time.perf_counter() - self.start
             lines = [f"{self.desc}: {summary} in {seconds:.1f} s"]
             lines += textwrap.wrap(
@@ -236,11 +248,56 @@ def train_step(
         if loss.requires_grad:  # e.g. a discriminator not switched on yet
             # inputs=: the generator's loss must not train the discriminator
             loss.backward(inputs=group["params"], retain_graph=i < len(losses) - 1)
+        distributed.average_gradients(group["params"])  # no-op in one process
         if config.grad_clip is not None:
             nn.utils.clip_grad_norm_(group["params"], config.grad_clip)
         optimizer.param_groups[0]["lr"] = lr_at(step, config)
         optimizer.step()
     return metrics
+
+
+def throughput(batch: tuple[torch.Tensor, ...], steps: int, seconds: float) -> dict:
+    """Examples per second over all processes, in the unit of the batch's
+    first tensor: images for image batches, tokens for token sequences."""
+    first = batch[0]
+    examples = steps * len(first) * distributed.world_size() / max(seconds, 1e-9)
+    if first.is_floating_point() and first.ndim == 4:
+        return {"images/s": examples}
+    if not first.is_floating_point() and first.ndim >= 2:
+        return {"tokens/s": examples * first[0].numel()}
+    return {"examples/s": examples}
+
+
+def _mean_over_ranks(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Each metric as a float, averaged over the processes (one collective)."""
+    values = torch.stack([v.detach().float() for v in metrics.values()])
+    if distributed.is_distributed():
+        values = distributed.all_reduce_sum(values) / distributed.world_size()
+    return dict(zip(metrics, values.tolist()))
+
+
+def _training_device(preference: str) -> torch.device:
+    """``pick_device``; under torchrun with GPUs, this process's own GPU."""
+    device = pick_device(preference)
+    if distributed.is_distributed() and device.type == "cuda" and device.index is None:
+        return distributed.local_device()
+    return device
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``fit`` trains in bf16 autocast on ``device``: on GPUs that
+    compute in bf16 (Ampere and later), not on older ones like Colab's T4,
+    which would only emulate it; those train in float32."""
+    if device.type != "cuda":
+        return False
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch before 2.4 counts no emulation anyway
+        return torch.cuda.is_bf16_supported()
+
+
+def _compile_requested(config: TrainConfig) -> bool:
+    return config.compile or os.environ.get("T2I_COMPILE", "") not in ("", "0")
 
 
 def fit(
@@ -255,8 +312,9 @@ def fit(
     """Train ``model`` in place for ``config.steps`` steps; return the history.
 
     The history maps ``"step"`` and every logged quantity to lists of floats
-    (training values averaged over ``log_every`` steps); evaluation results are
-    stored as ``"eval_step"`` and ``"eval_<name>"``.
+    (training values averaged over ``log_every`` steps, and over the processes
+    under torchrun); evaluation results are stored as ``"eval_step"`` and
+    ``"eval_<name>"``.
     """
     started = time.perf_counter()
     if not isinstance(data, (tuple, list)) or not data:
@@ -268,41 +326,66 @@ def fit(
         raise ValueError(
             f"only {n} examples for batch_size={config.batch_size}; lower the batch size"
         )
-    device = pick_device(config.device)
+    distributed.shard(torch.arange(config.batch_size))  # fails early if uneven
+    main = distributed.is_main()
+    device = _training_device(config.device)
     # channels-last convolutions: 20-35% faster per step on 2 CPU cores, and the
     # layout GPU tensor cores want; the weights are saved in the usual layout
     model.to(device, memory_format=torch.channels_last).train()
     groups = optimizer_groups(model)
     optimizers = {
-        key: torch.optim.AdamW([group], lr=config.lr, weight_decay=config.weight_decay)
+        key: torch.optim.AdamW(
+            [group],
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            fused=device.type == "cuda",  # one kernel for all parameters
+        )
         for key, group in groups.items()
     }
     history: History = {"step": []}
     step = 0
 
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    state = read_checkpoint(checkpoint) if checkpoint is not None else None
+    # rank 0 reads; the others receive what it read (no shared disk needed)
+    state = read_checkpoint(checkpoint) if checkpoint is not None and main else None
+    state = distributed.broadcast_object(state)
     if state is not None:
-        if state.get("config") != asdict(config) or "optimizers" not in state:
-            print(
-                f"{desc}: checkpoint {checkpoint.name} was made with another config "
-                f"or version of t2i; starting over"
-            )
+        if (
+            state.get("config") != asdict(config)
+            or "optimizers" not in state
+            or not isinstance(state.get("random_states"), list)
+        ):
+            if main:
+                print(
+                    f"{desc}: checkpoint {checkpoint.name} was made with another "
+                    f"config or version of t2i; starting over"
+                )
         else:
             model.load_state_dict(state["model"])
             for key, optimizer in optimizers.items():
                 optimizer.load_state_dict(state["optimizers"][key])
-            restore_random_states(state["random_states"])
+            _restore_rank_random_state(state["random_states"], desc)
             history, step = state["history"], state["step"]
-            print(f"{desc}: resumed from step {step} of {config.steps}")
+            if main:
+                print(f"{desc}: resumed from step {step} of {config.steps}")
+    elif distributed.rank() > 0:
+        # the other processes draw other noise (a VAE's samples, a restart's picks)
+        torch.manual_seed(config.seed * 100_003 + 7919 * distributed.rank())
+    distributed.broadcast_module(model)  # every process starts from rank 0's weights
+    del state
 
     def save() -> None:
-        if checkpoint is not None:
+        if checkpoint is None:
+            return
+        # rank 0's statistics (BatchNorm's running means) are the ones kept
+        distributed.broadcast_tensors(model.buffers())
+        states = distributed.gather_objects(random_states())  # every process's
+        if main:
             atomic_torch_save(
                 {
                     "model": model.state_dict(),
                     "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                    "random_states": random_states(),
+                    "random_states": states,
                     "history": history,
                     "step": step,
                     "config": asdict(config),
@@ -313,21 +396,22 @@ def fit(
     def log_eval() -> None:
         if eval_data is None or history.get("eval_step", [None])[-1] == step:
             return
+        distributed.broadcast_tensors(model.buffers())
         history.setdefault("eval_step", []).append(step)
         for key, value in evaluate(model, eval_data).items():
             history.setdefault(f"eval_{key}", []).append(value)
 
-    forward = torch.compile(model.loss) if config.compile else model.loss
+    forward = torch.compile(model.loss) if _compile_requested(config) else model.loss
     autocast = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
+        device.type, dtype=torch.bfloat16, enabled=bf16_native(device)
     )
     progress = Progress(config.steps, step, desc, start=started)
     running: dict[str, float] = {}
+    window_start = time.perf_counter()
     try:
         while step < config.steps:
-            batch = _to_device(
-                tuple(t[batch_indices(step, n, config)] for t in data), device
-            )
+            indices = distributed.shard(batch_indices(step, n, config))
+            batch = _to_device(tuple(t[indices] for t in data), device)
             try:
                 metrics = train_step(
                     forward, batch, groups, optimizers, autocast, config, step
@@ -340,15 +424,20 @@ def fit(
                 ) from None
             step += 1
 
-            for key, value in metrics.items():
-                running[key] = running.get(key, 0.0) + value.item()
+            for key, value in _mean_over_ranks(metrics).items():
+                running[key] = running.get(key, 0.0) + value
             if step % config.log_every == 0 or step == config.steps:
                 count = step % config.log_every or config.log_every
                 history["step"].append(step)
                 for key, total in running.items():
                     history.setdefault(key, []).append(total / count)
-                progress.update(count, **{k: v / count for k, v in running.items()})
-                running = {}
+                now = time.perf_counter()
+                progress.update(
+                    count,
+                    **{k: v / count for k, v in running.items()},
+                    **throughput(batch, count, now - window_start),
+                )
+                running, window_start = {}, now
             if (
                 config.eval_every
                 and step % config.eval_every == 0
@@ -363,9 +452,26 @@ def fit(
         raise
     log_eval()
     save()
+    distributed.broadcast_tensors(model.buffers())  # every process ends identical
     model.eval()
     final = ", ".join(
         f"{k} {v[-1]:.4g}" for k, v in history.items() if not k.endswith("step") and v
     )
-    progress.close(f"{config.steps} steps on {device.type}", final)
+    where = device.type
+    if distributed.world_size() > 1:
+        where = f"{distributed.world_size()} processes ({device.type})"
+    progress.close(f"{config.steps} steps on {where}", final)
     return history
+
+
+def _restore_rank_random_state(states: list[dict], desc: str) -> None:
+    """This process's random generators as the checkpoint saved them; with
+    more processes than when it was saved, the new ones keep their seeds."""
+    if distributed.rank() < len(states):
+        restore_random_states(states[distributed.rank()])
+    if len(states) != distributed.world_size() and distributed.is_main():
+        print(
+            f"{desc}: the checkpoint was written by {len(states)} process(es), this "
+            f"run has {distributed.world_size()}; the batches are the same, the "
+            f"random draws of the new processes are not"
+        )
