@@ -67,7 +67,8 @@ def init_from_env() -> None:
         return
     if torch.cuda.is_available():
         torch.cuda.set_device(local_device())
-        dist.init_process_group("nccl")
+        # NCCL for GPU tensors, gloo for CPU ones (a run with device="cpu")
+        dist.init_process_group("cpu:gloo,cuda:nccl")
     else:
         dist.init_process_group("gloo")
 
