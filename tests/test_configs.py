@@ -39,6 +39,18 @@ def test_train_overrides_and_default_scale(monkeypatch):
         configs.default_scale()
 
 
+def assert_trains(capsys, model: str, steps: int, names) -> str:
+    """``python -m t2i train MODEL --steps N`` trains each of ``names`` for N
+    steps (so under the cache names the chapter looks for); returns the output."""
+    from t2i.__main__ import main
+
+    main(["train", model, "--scale", "tiny", "--steps", str(steps)])
+    out = capsys.readouterr().out
+    for name in names:
+        assert f"{name}: {steps} steps" in out, name
+    return out
+
+
 def test_command_line_trains_and_then_loads(capsys):
     from t2i.__main__ import main
 
@@ -66,33 +78,20 @@ def test_command_line_trains_the_chapter_3_models_under_the_chapters_names(capsy
 
 
 def test_command_line_trains_the_chapter_4_models_under_the_chapters_names(capsys):
-    from t2i.__main__ import main
-
-    main(["train", "vqvae2", "--scale", "tiny", "--steps", "10"])
-    out = capsys.readouterr().out
-    for name in (
-        "attribute-judge",
-        "vqvae2",
-        "vqvae2-top-prior",
-        "vqvae2-bottom-prior",
-    ):
-        assert f"{name}: 10 steps" in out, name
+    names = ("attribute-judge", "vqvae2", "vqvae2-top-prior", "vqvae2-bottom-prior")
+    out = assert_trains(capsys, "vqvae2", 10, names)
     assert "vqvae-one-level-prior: test" in out
 
 
 def test_command_line_trains_the_chapter_5_models_under_the_chapters_names(capsys):
-    from t2i.__main__ import main
-
-    main(["train", "vqgan", "--scale", "tiny", "--steps", "4"])
-    out = capsys.readouterr().out
-    for name in (
+    names = (
         "vqgan",
         "vqvae-one-level",
         "vqgan-class-prior",
         "segmentation-vq",
         "vqgan-segmentation-prior",
-    ):
-        assert f"{name}: 4 steps" in out, name
+    )
+    out = assert_trains(capsys, "vqgan", 4, names)
     assert "vqgan: test L1" in out
 
 
@@ -213,11 +212,7 @@ def test_command_line_trains_the_chapter_1_sweep_under_the_chapters_names(capsys
 
 
 def test_command_line_trains_the_chapter_2_models_under_the_chapters_names(capsys):
-    from t2i.__main__ import main
-
-    main(["train", "vae", "--scale", "tiny", "--steps", "4"])
-    out = capsys.readouterr().out
-    for name in (
+    names = (
         "ae-mnist-bin-z2",
         "vae-mnist-z2",
         "vae-mnist-z16",
@@ -225,17 +220,12 @@ def test_command_line_trains_the_chapter_2_models_under_the_chapters_names(capsy
         "vae-mlp-z2-beta16.0",
         "moons-ae",
         "moons-vae",
-    ):
-        assert f"{name}: 4 steps" in out, name
+    )
+    assert_trains(capsys, "vae", 4, names)
 
 
 def test_command_line_trains_what_chapter_8_steers_with(capsys):
-    from t2i.__main__ import main
-
-    main(["train", "vqgan_clip", "--scale", "tiny", "--steps", "4"])
-    out = capsys.readouterr().out
-    for name in ("attribute-judge", "vqgan", "small-clip"):
-        assert f"{name}: 4 steps" in out, name
+    assert_trains(capsys, "vqgan_clip", 4, ("attribute-judge", "vqgan", "small-clip"))
 
 
 def test_command_line_all_trains_every_chapter_in_order(monkeypatch, capsys):
